@@ -1,0 +1,50 @@
+# Agora: the two commands a newcomer needs are `make run` and `make test`.
+# Everything builds with CMake; this file only names the common tasks.
+
+BUILD        ?= build
+BUILD_ASAN   ?= build-asan
+BUILD_FUZZ   ?= build-fuzz
+JOBS         ?= $(shell nproc)
+FUZZ_SECONDS ?= 60
+LISTEN       ?= 127.0.0.1:8080
+PYTHON       ?= /usr/bin/python3
+
+.PHONY: all deps build test unit e2e run bench fuzz format clean
+
+all: build
+
+deps:
+	@scripts/deps
+
+build: deps
+	@cmake -S . -B $(BUILD) -DCMAKE_BUILD_TYPE=Release -DAGORA_TESTS=OFF >/dev/null
+	@cmake --build $(BUILD) -j $(JOBS)
+
+# Unit tests run in the sanitizer build; e2e tests run the release binaries.
+unit: deps
+	@cmake -S . -B $(BUILD_ASAN) -DCMAKE_BUILD_TYPE=Debug -DAGORA_SANITIZE=ON >/dev/null
+	@cmake --build $(BUILD_ASAN) -j $(JOBS)
+	@cd $(BUILD_ASAN) && ctest --output-on-failure -j $(JOBS)
+
+e2e: build
+	@AGORA_BIN=$(CURDIR)/$(BUILD)/bin $(PYTHON) -m pytest -q tests/e2e
+
+test: unit e2e
+
+run: build
+	$(BUILD)/bin/agora-hello --listen $(LISTEN)
+
+bench: build
+	@bench/run
+
+fuzz: deps
+	@cmake -S . -B $(BUILD_FUZZ) -DCMAKE_C_COMPILER=clang -DCMAKE_BUILD_TYPE=RelWithDebInfo \
+	  -DAGORA_FUZZ=ON >/dev/null
+	@cmake --build $(BUILD_FUZZ) -j $(JOBS)
+	@FUZZ_SECONDS=$(FUZZ_SECONDS) tests/fuzz/run $(BUILD_FUZZ)/fuzz
+
+format:
+	@clang-format -i src/*/*.[ch] src/*/*/*.[ch] tests/unit/*/*.[ch] tests/fuzz/*.c 2>/dev/null || true
+
+clean:
+	rm -rf $(BUILD) $(BUILD_ASAN) $(BUILD_FUZZ)
