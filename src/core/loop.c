@@ -54,6 +54,7 @@ static uint64_t monotonic_ms(void)
 }
 
 static void run_posted(struct ag_io *io, unsigned events);
+static void run_deferred(struct ag_loop *loop);
 
 int ag_loop_new(struct ag_loop **out, struct ag_err *err)
 {
@@ -106,6 +107,7 @@ void ag_loop_free(struct ag_loop *loop)
 {
     if (!loop)
         return;
+    run_deferred(loop); /* usually frees of objects closed in the last iteration */
     if (loop->wake_io.fd >= 0)
         close(loop->wake_io.fd);
     if (loop->signal_io.fd >= 0)
@@ -375,8 +377,8 @@ int ag_loop_signal(struct ag_loop *loop, struct ag_signal *sig, int signo, ag_si
     int fd = signalfd(loop->signal_io.fd, &loop->signal_mask, SFD_NONBLOCK | SFD_CLOEXEC);
     if (fd < 0)
         return AG_ESYS;
-    if (loop->signal_io.fd < 0 && ag_loop_io_add(loop, &loop->signal_io, fd, AG_IO_READ,
-                                                 dispatch_signals) < 0) {
+    if (loop->signal_io.fd < 0 &&
+        ag_loop_io_add(loop, &loop->signal_io, fd, AG_IO_READ, dispatch_signals) < 0) {
         close(fd);
         return AG_ESYS;
     }
@@ -405,7 +407,6 @@ static int next_timeout(const struct ag_loop *loop)
 int ag_loop_run(struct ag_loop *loop)
 {
     struct epoll_event events[EVENTS_PER_WAIT];
-    atomic_store(&loop->stopping, false);
     while (!atomic_load(&loop->stopping)) {
         int n = epoll_wait(loop->epfd, events, EVENTS_PER_WAIT, next_timeout(loop));
         loop->now_ms = monotonic_ms();
@@ -433,5 +434,6 @@ int ag_loop_run(struct ag_loop *loop)
         run_timers(loop);
         run_deferred(loop);
     }
+    atomic_store(&loop->stopping, false); /* a later run starts afresh */
     return 0;
 }

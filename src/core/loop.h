@@ -56,7 +56,7 @@ struct ag_signal {
  */
 int ag_loop_new(struct ag_loop **out, struct ag_err *err);
 
-/* Frees the loop. Watched fds are not closed; pending posts and defers are dropped unrun. */
+/* Frees the loop: pending defers run first, pending posts are dropped; fds are not closed. */
 void ag_loop_free(struct ag_loop *loop);
 
 /*
@@ -65,7 +65,10 @@ void ag_loop_free(struct ag_loop *loop);
  */
 int ag_loop_run(struct ag_loop *loop);
 
-/* Makes ag_loop_run return after the current iteration. Safe from any thread. */
+/*
+ * Makes ag_loop_run return after the current iteration, or at once if it is called before the
+ * run starts. Safe from any thread.
+ */
 void ag_loop_stop(struct ag_loop *loop);
 
 /* Milliseconds on the monotonic clock, cached at the start of each iteration. */

@@ -1,0 +1,787 @@
+/* The HTTP/1.1 server connection: reads heads and bodies, runs exchanges, writes responses. */
+#include "core/http_conn.h"
+
+#include <errno.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "core/http_body.h"
+#include "core/json.h"
+#include "core/banned.h"
+
+enum {
+    BUF_BLOCK = 16384,          /* pooled buffer size for input and output */
+    BUF_POOL_MAX = 256,         /* pooled buffers kept per worker */
+    EXCHANGE_CACHE_MAX = 64,    /* freed exchanges kept per worker */
+    HIGH_WATER = 64 * 1024,     /* queued output over this: stop reading, writers wait */
+    LOW_WATER = 16 * 1024,      /* queued output under this again: on_drain */
+    OUT_MAX = 64 * 1024 * 1024, /* hard bound on queued output */
+    BODY_SPACE_MIN = 4096,      /* free input space guaranteed while a body is read */
+    DISCARD_MAX = 1024 * 1024,  /* unread request body dropped before closing instead */
+};
+
+struct ag_http_conn {
+    struct ag_io io;
+    struct ag_http_worker *w;
+    struct ag_http_conn *prev, *next;
+    struct ag_timer timer;
+    uint64_t activity_ms;     /* last read or write progress */
+    uint64_t head_started_ms; /* first byte of the head being read */
+    struct ag_buf in, out;
+    struct ag_http_exchange *ex;
+    bool can_read, can_write, closing, closed, in_run, kick_pending;
+};
+
+struct ag_http_exchange {
+    struct ag_http_conn *conn;
+    struct ag_http_exchange *next_free;
+    void *data;
+    struct ag_http_parser parser;
+    struct ag_http_body_reader body;
+    int64_t declared; /* Content-Length of the response, or -1 */
+    uint64_t written;
+    uint64_t discarded;
+    bool dispatched, body_done, discarding, continue_sent;
+    bool started, ended, congested, keep_alive, chunked, drop_body;
+    struct ag_http_request req; /* last: the large header array */
+};
+
+static void conn_run(struct ag_http_conn *c);
+static void conn_close(struct ag_http_conn *c);
+
+/* ---- worker caches ---- */
+
+static int buf_acquire(struct ag_http_worker *w, struct ag_buf *b)
+{
+    if (b->data)
+        return 0;
+    char *block = w->buf_pool_len ? w->buf_pool[--w->buf_pool_len] : malloc(BUF_BLOCK);
+    if (!block)
+        return AG_ENOMEM;
+    b->data = block;
+    b->cap = BUF_BLOCK;
+    b->off = b->len = 0;
+    return 0;
+}
+
+static void buf_return(struct ag_http_worker *w, struct ag_buf *b)
+{
+    if (!b->data)
+        return;
+    if (b->cap == BUF_BLOCK && w->buf_pool_len < BUF_POOL_MAX) {
+        if (!w->buf_pool)
+            w->buf_pool = malloc(BUF_POOL_MAX * sizeof *w->buf_pool);
+        if (w->buf_pool) {
+            w->buf_pool[w->buf_pool_len++] = b->data;
+            b->data = NULL;
+        }
+    }
+    ag_buf_release(b);
+}
+
+void ag_http_worker_release_caches(struct ag_http_worker *w)
+{
+    while (w->buf_pool_len)
+        free(w->buf_pool[--w->buf_pool_len]);
+    free(w->buf_pool);
+    w->buf_pool = NULL;
+    while (w->free_exchanges) {
+        struct ag_http_exchange *ex = w->free_exchanges;
+        w->free_exchanges = ex->next_free;
+        free(ex);
+    }
+    w->free_exchange_count = 0;
+}
+
+static struct ag_http_exchange *exchange_new(struct ag_http_conn *c)
+{
+    struct ag_http_worker *w = c->w;
+    struct ag_http_exchange *ex = w->free_exchanges;
+    if (ex) {
+        w->free_exchanges = ex->next_free;
+        w->free_exchange_count--;
+    } else {
+        ex = malloc(sizeof *ex);
+        if (!ex)
+            return NULL;
+    }
+    /* Everything before the request; the parser resets the request's own fields. */
+    memset(ex, 0, offsetof(struct ag_http_exchange, req));
+    ex->conn = c;
+    ex->declared = -1;
+    ag_http_parser_init(&ex->parser, &w->cfg->limits);
+    return ex;
+}
+
+static void exchange_free(struct ag_http_worker *w, struct ag_http_exchange *ex)
+{
+    if (w->free_exchange_count < EXCHANGE_CACHE_MAX) {
+        ex->next_free = w->free_exchanges;
+        w->free_exchanges = ex;
+        w->free_exchange_count++;
+    } else {
+        free(ex);
+    }
+}
+
+/* ---- output ---- */
+
+static void kick_cb(void *arg)
+{
+    struct ag_http_conn *c = arg;
+    c->kick_pending = false;
+    if (!c->closed)
+        conn_run(c);
+}
+
+/* Makes the connection act on what a handler just did, never inside the handler's own call. */
+static void conn_kick(struct ag_http_conn *c)
+{
+    if (c->in_run || c->kick_pending || c->closed)
+        return;
+    if (ag_loop_defer(c->w->loop, kick_cb, c) == 0)
+        c->kick_pending = true;
+}
+
+static int conn_flush(struct ag_http_conn *c)
+{
+    while (c->out.len > 0) {
+        ssize_t n = send(c->io.fd, c->out.data + c->out.off, c->out.len, MSG_NOSIGNAL);
+        if (n > 0) {
+            ag_buf_consume(&c->out, (size_t)n);
+            c->activity_ms = ag_loop_now(c->w->loop);
+            continue;
+        }
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+            c->can_write = false;
+            return 0;
+        }
+        return AG_ECLOSED;
+    }
+    return 0;
+}
+
+static const char *date_field(struct ag_http_worker *w)
+{
+    time_t now = time(NULL);
+    if (now != w->date_second) {
+        struct tm tm;
+        gmtime_r(&now, &tm);
+        strftime(w->date, sizeof w->date, "%a, %d %b %Y %H:%M:%S GMT", &tm);
+        w->date_second = now;
+    }
+    return w->date;
+}
+
+static size_t u64_to_dec(uint64_t v, char out[20])
+{
+    char tmp[20];
+    size_t n = 0;
+    do {
+        tmp[n++] = (char)('0' + v % 10);
+        v /= 10;
+    } while (v);
+    for (size_t i = 0; i < n; i++)
+        out[i] = tmp[n - 1 - i];
+    return n;
+}
+
+static bool header_valid(const struct ag_http_header *h)
+{
+    if (h->name.len == 0)
+        return false;
+    for (size_t i = 0; i < h->name.len; i++)
+        if (!ag_http_is_tchar((unsigned char)h->name.p[i]))
+            return false;
+    for (size_t i = 0; i < h->value.len; i++) {
+        char ch = h->value.p[i];
+        if (ch == '\r' || ch == '\n' || ch == '\0')
+            return false;
+    }
+    return true;
+}
+
+#define APPEND_LIT(b, lit) ag_buf_append((b), (lit), sizeof(lit) - 1)
+
+int ag_http_response_start(struct ag_http_exchange *ex, int status,
+                           const struct ag_http_header *headers, size_t count,
+                           int64_t content_length)
+{
+    struct ag_http_conn *c = ex->conn;
+    if (ex->started || !c || c->closed)
+        return AG_ECLOSED;
+    if (status < 200 || status > 599)
+        return AG_EINVAL;
+    for (size_t i = 0; i < count; i++)
+        if (!header_valid(&headers[i]))
+            return AG_EINVAL;
+    if (c->w->draining)
+        ex->keep_alive = false;
+
+    bool bodiless_status = status == 204 || status == 304;
+    ex->drop_body = bodiless_status || ag_str_eq(ex->req.method, AG_STR("HEAD"));
+    if (!bodiless_status && content_length == AG_HTTP_LENGTH_UNKNOWN) {
+        if (ex->req.version == 11)
+            ex->chunked = true;
+        else
+            ex->keep_alive = false; /* HTTP/1.0: the close ends the body */
+    } else if (!bodiless_status) {
+        if (content_length < 0)
+            return AG_EINVAL;
+        ex->declared = content_length;
+    }
+
+    struct ag_buf *out = &c->out;
+    size_t old_len = out->len;
+    char num[20];
+    const char *reason = ag_http_reason(status);
+    int rc = APPEND_LIT(out, "HTTP/1.1 ");
+    rc = rc ? rc : ag_buf_append(out, num, u64_to_dec((uint64_t)status, num));
+    rc = rc ? rc : APPEND_LIT(out, " ");
+    rc = rc ? rc : ag_buf_append(out, reason, strlen(reason));
+    rc = rc ? rc : APPEND_LIT(out, "\r\nDate: ");
+    rc = rc ? rc : ag_buf_append(out, date_field(c->w), 29);
+    if (ex->declared >= 0) {
+        rc = rc ? rc : APPEND_LIT(out, "\r\nContent-Length: ");
+        rc = rc ? rc : ag_buf_append(out, num, u64_to_dec((uint64_t)ex->declared, num));
+    } else if (ex->chunked) {
+        rc = rc ? rc : APPEND_LIT(out, "\r\nTransfer-Encoding: chunked");
+    }
+    if (!ex->keep_alive)
+        rc = rc ? rc : APPEND_LIT(out, "\r\nConnection: close");
+    else if (ex->req.version == 10)
+        rc = rc ? rc : APPEND_LIT(out, "\r\nConnection: keep-alive");
+    for (size_t i = 0; rc == 0 && i < count; i++) {
+        rc = APPEND_LIT(out, "\r\n");
+        rc = rc ? rc : ag_buf_append_str(out, headers[i].name);
+        rc = rc ? rc : APPEND_LIT(out, ": ");
+        rc = rc ? rc : ag_buf_append_str(out, headers[i].value);
+    }
+    rc = rc ? rc : APPEND_LIT(out, "\r\n\r\n");
+    if (rc < 0) {
+        out->len = old_len;
+        return rc;
+    }
+    if (ex->drop_body)
+        ex->chunked = false;
+    ex->started = true;
+    conn_kick(c);
+    return 0;
+}
+
+int ag_http_response_write(struct ag_http_exchange *ex, const void *data, size_t len)
+{
+    struct ag_http_conn *c = ex->conn;
+    if (!ex->started || ex->ended || !c || c->closed)
+        return AG_ECLOSED;
+    if (ex->drop_body || len == 0)
+        return 0;
+    if (ex->declared >= 0 && (uint64_t)ex->declared - ex->written < len)
+        return AG_ERANGE;
+    if (c->out.len + len > OUT_MAX)
+        return AG_ERANGE;
+    int rc = 0;
+    size_t old_len = c->out.len;
+    if (ex->chunked) {
+        char head[20];
+        rc = ag_buf_append(&c->out, head, ag_http_chunk_header(head, len));
+        rc = rc ? rc : ag_buf_append(&c->out, data, len);
+        rc = rc ? rc : APPEND_LIT(&c->out, "\r\n");
+    } else {
+        rc = ag_buf_append(&c->out, data, len);
+    }
+    if (rc < 0) {
+        c->out.len = old_len;
+        return rc;
+    }
+    ex->written += len;
+    if (c->out.len > HIGH_WATER)
+        ex->congested = true;
+    conn_kick(c);
+    return 0;
+}
+
+int ag_http_response_end(struct ag_http_exchange *ex)
+{
+    struct ag_http_conn *c = ex->conn;
+    if (!ex->started || ex->ended || !c || c->closed)
+        return AG_ECLOSED;
+    if (ex->chunked && APPEND_LIT(&c->out, AG_HTTP_LAST_CHUNK) < 0)
+        ex->keep_alive = false;
+    if (!ex->drop_body && ex->declared >= 0 && ex->written < (uint64_t)ex->declared)
+        ex->keep_alive = false; /* short of its Content-Length: only a close can end it */
+    ex->ended = true;
+    if (!ex->body_done) {
+        if (ex->req.expect_continue && !ex->continue_sent) {
+            ex->body_done = true; /* the client waits for 100: never read its body */
+            ex->keep_alive = false;
+        } else {
+            ex->discarding = true;
+        }
+    }
+    conn_kick(c);
+    return 0;
+}
+
+bool ag_http_response_congested(const struct ag_http_exchange *ex)
+{
+    return ex->conn && ex->conn->out.len > HIGH_WATER;
+}
+
+int ag_http_respond(struct ag_http_exchange *ex, int status, const char *content_type,
+                    const void *body, size_t len)
+{
+    struct ag_http_header h = {AG_STR("Content-Type"), ag_str_from_cstr(content_type)};
+    int rc = ag_http_response_start(ex, status, &h, content_type ? 1 : 0, (int64_t)len);
+    rc = rc ? rc : ag_http_response_write(ex, body, len);
+    return rc ? rc : ag_http_response_end(ex);
+}
+
+int ag_http_respond_problem(struct ag_http_exchange *ex, int status, const char *detail)
+{
+    struct ag_buf body;
+    ag_buf_init(&body, 8192);
+    const char *title = ag_http_reason(status);
+    int rc = ag_buf_appendf(&body, "{\"type\":\"about:blank\",\"title\":\"%s\",\"status\":%d",
+                            title, status);
+    if (rc == 0 && detail) {
+        rc = APPEND_LIT(&body, ",\"detail\":");
+        rc = rc ? rc : ag_json_append_string(&body, ag_str_from_cstr(detail));
+    }
+    rc = rc ? rc : APPEND_LIT(&body, "}");
+    if (rc == 0)
+        rc = ag_http_respond(ex, status, "application/problem+json", body.data, body.len);
+    ag_buf_release(&body);
+    return rc;
+}
+
+/* ---- exchanges ---- */
+
+const struct ag_http_request *ag_http_exchange_request(const struct ag_http_exchange *ex)
+{
+    return &ex->req;
+}
+
+struct ag_loop *ag_http_exchange_loop(const struct ag_http_exchange *ex)
+{
+    return ex->conn->w->loop;
+}
+
+void *ag_http_exchange_ctx(const struct ag_http_exchange *ex)
+{
+    return ex->conn->w->cfg->ctx;
+}
+
+void ag_http_exchange_set_data(struct ag_http_exchange *ex, void *data)
+{
+    ex->data = data;
+}
+
+void *ag_http_exchange_data(const struct ag_http_exchange *ex)
+{
+    return ex->data;
+}
+
+/* Ends the exchange; its head bytes leave the input so the next request starts there. */
+static void exchange_finish(struct ag_http_conn *c, bool completed)
+{
+    struct ag_http_exchange *ex = c->ex;
+    const struct ag_http_handler *h = c->w->cfg->handler;
+    c->ex = NULL;
+    if (ex->dispatched && h->on_close)
+        h->on_close(ex, completed);
+    if (ex->dispatched && ex->keep_alive && !c->w->draining)
+        ag_buf_consume(&c->in, ex->req.head_len);
+    else
+        c->closing = true;
+    c->head_started_ms = 0;
+    exchange_free(c->w, ex);
+}
+
+/*
+ * Answers a request that cannot be handled (bad head, body refused, timeout) with a problem
+ * response and a close. The exchange becomes a dispatched one that reads nothing more.
+ */
+static void exchange_refuse(struct ag_http_conn *c, int status, const char *detail)
+{
+    struct ag_http_exchange *ex = c->ex;
+    ex->keep_alive = false;
+    ex->body_done = true;
+    if (!ex->started) {
+        if (!ex->dispatched) {
+            /* The head may be half parsed: answer as HTTP/1.1 to a method we do not trust. */
+            ex->req.method = AG_STR_NULL;
+            ex->req.version = 11;
+        }
+        ag_http_respond_problem(ex, status, detail);
+    }
+    ex->ended = true;
+    c->closing = true;
+}
+
+/* ---- input ---- */
+
+enum { READ_MORE = 0, READ_PROGRESS = 1 };
+
+/* Reads once into the free input space. Returns bytes read, 0 at EAGAIN, AG_ECLOSED at EOF. */
+static ssize_t conn_read(struct ag_http_conn *c)
+{
+    for (;;) {
+        ssize_t n = read(c->io.fd, ag_buf_tail(&c->in), ag_buf_space(&c->in));
+        if (n > 0) {
+            ag_buf_commit(&c->in, (size_t)n);
+            c->activity_ms = ag_loop_now(c->w->loop);
+            return n;
+        }
+        if (n == 0)
+            return AG_ECLOSED;
+        if (errno == EINTR)
+            continue;
+        if (errno == EAGAIN || errno == EWOULDBLOCK) {
+            c->can_read = false;
+            return 0;
+        }
+        return AG_ECLOSED;
+    }
+}
+
+static void exchange_dispatch(struct ag_http_conn *c, struct ag_http_exchange *ex)
+{
+    const struct ag_http_request *req = &ex->req;
+    ex->dispatched = true;
+    ex->keep_alive = req->keep_alive && !c->w->draining;
+    ag_http_body_reader_init(&ex->body, req->body, req->content_length, c->w->cfg->limits.max_body);
+    ex->body_done = req->body == AG_HTTP_BODY_NONE;
+    if (!ex->body_done && ag_buf_space(&c->in) < BODY_SPACE_MIN) {
+        /* The body is read behind the head, which must not move while the request lives. */
+        const char *before = c->in.data + c->in.off;
+        if (ag_buf_reserve(&c->in, BODY_SPACE_MIN) < 0) {
+            exchange_refuse(c, 503, "out of memory");
+            return;
+        }
+        if (c->in.data + c->in.off != before) {
+            ag_http_parser_init(&ex->parser, &c->w->cfg->limits);
+            ag_http_parse_request(&ex->parser, &ex->req, c->in.data + c->in.off, c->in.len);
+        }
+    }
+    c->w->cfg->handler->on_request(ex);
+}
+
+static int conn_read_head(struct ag_http_conn *c, struct ag_http_exchange *ex)
+{
+    const struct ag_http_limits *lim = &c->w->cfg->limits;
+    for (;;) {
+        if (c->in.len > 0) {
+            if (c->head_started_ms == 0)
+                c->head_started_ms = ag_loop_now(c->w->loop);
+            int rc =
+                ag_http_parse_request(&ex->parser, &ex->req, c->in.data + c->in.off, c->in.len);
+            if (rc > 0) {
+                exchange_dispatch(c, ex);
+                return READ_PROGRESS;
+            }
+            if (rc != AG_EAGAIN) {
+                exchange_refuse(c, ex->parser.status, ex->parser.detail);
+                return READ_PROGRESS;
+            }
+        }
+        if (!c->can_read)
+            return READ_MORE;
+        if (buf_acquire(c->w, &c->in) < 0)
+            return AG_ENOMEM;
+        if (ag_buf_space(&c->in) < 1024) {
+            /* A head larger than the block: grow up to what the limits allow. */
+            c->in.max = lim->max_request_line + lim->max_header_bytes + 8192;
+            if (ag_buf_reserve(&c->in, c->in.cap) < 0 &&
+                ag_buf_reserve(&c->in, c->in.max - c->in.off - c->in.len) < 0) {
+                exchange_refuse(c, 431, "the request head is over its size limit");
+                return READ_PROGRESS;
+            }
+        }
+        ssize_t n = conn_read(c);
+        if (n == 0)
+            return READ_MORE;
+        if (n < 0)
+            return AG_ECLOSED; /* EOF between requests is the normal end of a connection */
+    }
+}
+
+static int conn_read_body(struct ag_http_conn *c, struct ag_http_exchange *ex)
+{
+    const struct ag_http_handler *h = c->w->cfg->handler;
+    for (;;) {
+        char *body = c->in.data + c->in.off + ex->req.head_len;
+        size_t avail = c->in.len - ex->req.head_len;
+        if (avail > 0) {
+            size_t used;
+            struct ag_str data;
+            int rc = ag_http_body_read(&ex->body, body, avail, &used, &data);
+            if (rc < 0) {
+                exchange_refuse(c, ex->body.status, ex->body.detail);
+                return READ_PROGRESS;
+            }
+            if (data.len > 0 || rc == 1) {
+                if (!ex->discarding && h->on_body) {
+                    h->on_body(ex, data, rc == 1);
+                } else if ((ex->discarded += data.len) > DISCARD_MAX) {
+                    ex->keep_alive = false;
+                    ex->body_done = true;
+                    return READ_PROGRESS;
+                }
+            }
+            if (used < avail)
+                memmove(body, body + used, avail - used);
+            c->in.len -= used;
+            if (rc == 1)
+                ex->body_done = true;
+            if (rc == 1 || used > 0)
+                return READ_PROGRESS;
+        }
+        if (ex->req.expect_continue && !ex->continue_sent && !ex->started) {
+            ex->continue_sent = true;
+            if (APPEND_LIT(&c->out, "HTTP/1.1 100 Continue\r\n\r\n") < 0)
+                return AG_ENOMEM;
+            return READ_PROGRESS;
+        }
+        ex->continue_sent = true;
+        if (!c->can_read)
+            return READ_MORE;
+        if (ag_buf_space(&c->in) == 0)
+            return AG_ERANGE;
+        ssize_t n = conn_read(c);
+        if (n == 0)
+            return READ_MORE;
+        if (n < 0)
+            return AG_ECLOSED; /* the client left before its body ended */
+    }
+}
+
+/* Moves the connection as far as it can go; a negative result closes it. */
+static int conn_advance(struct ag_http_conn *c)
+{
+    const struct ag_http_handler *h = c->w->cfg->handler;
+    for (;;) {
+        if (c->out.len > 0 && c->can_write) {
+            int rc = conn_flush(c);
+            if (rc < 0)
+                return rc;
+        }
+        struct ag_http_exchange *ex = c->ex;
+        if (!ex) {
+            if (c->closing || c->out.len > HIGH_WATER || (c->in.len == 0 && !c->can_read))
+                return 0;
+            if (c->w->draining && c->in.len == 0) {
+                c->closing = true;
+                return 0;
+            }
+            if (c->in.len == 0) {
+                /* Read before taking an exchange, so an idle connection holds none. */
+                if (buf_acquire(c->w, &c->in) < 0)
+                    return AG_ENOMEM;
+                ssize_t n = conn_read(c);
+                if (n <= 0)
+                    return (int)n;
+            }
+            ex = c->ex = exchange_new(c);
+            if (!ex)
+                return AG_ENOMEM;
+        }
+        int rc;
+        if (!ex->dispatched) {
+            rc = conn_read_head(c, ex);
+        } else if (ex->congested && c->out.len <= LOW_WATER) {
+            ex->congested = false;
+            if (h->on_drain)
+                h->on_drain(ex);
+            rc = READ_PROGRESS;
+        } else if (!ex->body_done) {
+            if (c->out.len > HIGH_WATER && !ex->discarding)
+                return 0; /* the client reads slower than it sends: let it catch up */
+            rc = conn_read_body(c, ex);
+        } else if (ex->ended) {
+            exchange_finish(c, true);
+            rc = READ_PROGRESS;
+        } else {
+            return 0; /* the handler is at work */
+        }
+        if (rc <= 0)
+            return rc;
+    }
+}
+
+/* ---- timers ---- */
+
+/* When the connection's current wait must end, or 0 when nothing bounds it. */
+static uint64_t conn_deadline(const struct ag_http_conn *c)
+{
+    const struct ag_http_server_config *cfg = c->w->cfg;
+    const struct ag_http_exchange *ex = c->ex;
+    if (c->out.len > 0 && !c->can_write)
+        return c->activity_ms + cfg->write_timeout_ms;
+    if (!ex)
+        return c->in.len ? c->head_started_ms + cfg->header_timeout_ms
+                         : c->activity_ms + cfg->idle_timeout_ms;
+    if (!ex->dispatched)
+        return (c->head_started_ms ? c->head_started_ms : c->activity_ms) + cfg->header_timeout_ms;
+    if (!ex->body_done && c->out.len <= HIGH_WATER)
+        return c->activity_ms + cfg->body_timeout_ms;
+    return 0;
+}
+
+static void conn_on_timer(struct ag_timer *t)
+{
+    struct ag_http_conn *c = AG_CONTAINER_OF(t, struct ag_http_conn, timer);
+    uint64_t deadline = conn_deadline(c);
+    uint64_t now = ag_loop_now(c->w->loop);
+    if (deadline == 0)
+        return;
+    if (deadline > now) {
+        ag_timer_start(c->w->loop, t, deadline - now);
+        return;
+    }
+    struct ag_http_exchange *ex = c->ex;
+    bool waiting_on_client = ex && (!ex->dispatched || !ex->body_done) && !ex->started &&
+                             !(c->out.len > 0 && !c->can_write);
+    if (waiting_on_client && (ex->dispatched || c->in.len > 0)) {
+        exchange_refuse(c, 408,
+                        ex->dispatched ? "the request body stalled"
+                                       : "the request head took too long to arrive");
+        conn_run(c);
+        if (!c->closed)
+            conn_close(c); /* best effort: the 408 went out if the socket took it */
+        return;
+    }
+    conn_close(c);
+}
+
+static void conn_arm_timer(struct ag_http_conn *c)
+{
+    uint64_t deadline = conn_deadline(c);
+    if (deadline == 0)
+        return;
+    if (ag_timer_active(&c->timer) && c->timer.deadline_ms <= deadline)
+        return; /* it fires early, finds the later deadline and re-arms: no heap work now */
+    uint64_t now = ag_loop_now(c->w->loop);
+    ag_timer_start(c->w->loop, &c->timer, deadline > now ? deadline - now : 0);
+}
+
+/* ---- lifecycle ---- */
+
+static void conn_run(struct ag_http_conn *c)
+{
+    if (c->in_run || c->closed)
+        return;
+    c->in_run = true;
+    int rc = conn_advance(c);
+    c->in_run = false;
+    if (rc < 0 || (c->closing && c->out.len == 0)) {
+        conn_close(c);
+        return;
+    }
+    if (c->in.len == 0 && c->in.data && !c->ex)
+        buf_return(c->w, &c->in);
+    if (c->out.len == 0 && c->out.data)
+        buf_return(c->w, &c->out);
+    conn_arm_timer(c);
+}
+
+static void conn_on_io(struct ag_io *io, unsigned events)
+{
+    struct ag_http_conn *c = AG_CONTAINER_OF(io, struct ag_http_conn, io);
+    if (events & AG_IO_READ)
+        c->can_read = true;
+    if (events & AG_IO_WRITE)
+        c->can_write = true;
+    conn_run(c);
+}
+
+static void conn_free(void *arg)
+{
+    free(arg);
+}
+
+static void conn_close(struct ag_http_conn *c)
+{
+    if (c->closed)
+        return;
+    c->closed = true;
+    struct ag_http_worker *w = c->w;
+    if (c->ex) {
+        struct ag_http_exchange *ex = c->ex;
+        c->ex = NULL;
+        if (ex->dispatched && w->cfg->handler->on_close)
+            w->cfg->handler->on_close(ex, false);
+        exchange_free(w, ex);
+    }
+    ag_loop_io_remove(w->loop, &c->io);
+    close(c->io.fd);
+    ag_timer_stop(w->loop, &c->timer);
+    buf_return(w, &c->in);
+    buf_return(w, &c->out);
+    if (c->prev)
+        c->prev->next = c->next;
+    else
+        w->conns = c->next;
+    if (c->next)
+        c->next->prev = c->prev;
+    w->conn_count--;
+    if (ag_loop_defer(w->loop, conn_free, c) < 0)
+        free(c); /* no pending kick can reach it: kicks are deferred before the close */
+    if (w->draining && w->conn_count == 0)
+        ag_loop_stop(w->loop);
+}
+
+void ag_http_conn_accept(struct ag_http_worker *w, int fd)
+{
+    struct ag_http_conn *c = calloc(1, sizeof *c);
+    if (!c) {
+        close(fd);
+        return;
+    }
+    int one = 1;
+    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+    c->w = w;
+    ag_buf_init(&c->in, BUF_BLOCK);
+    ag_buf_init(&c->out, OUT_MAX);
+    ag_timer_init(&c->timer, conn_on_timer);
+    c->activity_ms = ag_loop_now(w->loop);
+    if (ag_loop_io_add(w->loop, &c->io, fd, AG_IO_READ | AG_IO_WRITE | AG_IO_EDGE, conn_on_io) <
+        0) {
+        close(fd);
+        free(c);
+        return;
+    }
+    c->next = w->conns;
+    if (w->conns)
+        w->conns->prev = c;
+    w->conns = c;
+    w->conn_count++;
+    conn_arm_timer(c);
+}
+
+void ag_http_conn_drain_all(struct ag_http_worker *w)
+{
+    for (struct ag_http_conn *c = w->conns, *next; c; c = next) {
+        next = c->next;
+        if (!c->ex && c->in.len == 0)
+            c->closing = true;
+        else if (c->ex)
+            c->ex->keep_alive = false;
+        if (c->closing && c->out.len == 0)
+            conn_close(c);
+    }
+    if (w->conn_count == 0)
+        ag_loop_stop(w->loop);
+}
+
+void ag_http_conn_close_all(struct ag_http_worker *w)
+{
+    while (w->conns)
+        conn_close(w->conns);
+}
