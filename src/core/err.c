@@ -41,16 +41,26 @@ int ag_err_sys(struct ag_err *err, const char *fmt, ...)
 const char *ag_err_name(int code)
 {
     switch (code) {
-    case AG_OK: return "AG_OK";
-    case AG_EAGAIN: return "AG_EAGAIN";
-    case AG_ENOMEM: return "AG_ENOMEM";
-    case AG_EINVAL: return "AG_EINVAL";
-    case AG_ERANGE: return "AG_ERANGE";
-    case AG_ESYS: return "AG_ESYS";
-    case AG_ECLOSED: return "AG_ECLOSED";
-    case AG_ETIMEDOUT: return "AG_ETIMEDOUT";
-    case AG_ENOTFOUND: return "AG_ENOTFOUND";
-    case AG_EPROTO: return "AG_EPROTO";
+    case AG_OK:
+        return "AG_OK";
+    case AG_EAGAIN:
+        return "AG_EAGAIN";
+    case AG_ENOMEM:
+        return "AG_ENOMEM";
+    case AG_EINVAL:
+        return "AG_EINVAL";
+    case AG_ERANGE:
+        return "AG_ERANGE";
+    case AG_ESYS:
+        return "AG_ESYS";
+    case AG_ECLOSED:
+        return "AG_ECLOSED";
+    case AG_ETIMEDOUT:
+        return "AG_ETIMEDOUT";
+    case AG_ENOTFOUND:
+        return "AG_ENOTFOUND";
+    case AG_EPROTO:
+        return "AG_EPROTO";
     }
     return "AG_E?";
 }

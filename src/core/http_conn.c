@@ -45,7 +45,11 @@ struct ag_http_exchange {
     int64_t declared; /* Content-Length of the response, or -1 */
     uint64_t written;
     uint64_t discarded;
-    bool dispatched, body_done, discarding, continue_sent;
+    size_t continue_at; /* where a 100 Continue goes if on_request started the response */
+    bool dispatched;    /* the head is done with: handled or refused */
+    bool handler_saw;   /* on_request ran, so on_close is owed */
+    bool in_on_request, continue_pending;
+    bool body_done, discarding, continue_sent;
     bool started, ended, congested, keep_alive, chunked, drop_body;
     struct ag_http_request req; /* last: the large header array */
 };
@@ -209,6 +213,26 @@ static bool header_valid(const struct ag_http_header *h)
 
 #define APPEND_LIT(b, lit) ag_buf_append((b), (lit), sizeof(lit) - 1)
 
+static const char continue_line[] = "HTTP/1.1 100 Continue\r\n\r\n";
+
+/* Queues the interim 100 response, before the final head if on_request already queued one. */
+static int send_continue(struct ag_http_conn *c, struct ag_http_exchange *ex)
+{
+    size_t n = sizeof continue_line - 1;
+    int rc = ag_buf_reserve(&c->out, n);
+    if (rc < 0)
+        return rc;
+    ex->continue_sent = true;
+    if (!ex->continue_pending)
+        return APPEND_LIT(&c->out, continue_line);
+    ex->continue_pending = false;
+    char *at = c->out.data + c->out.off + ex->continue_at;
+    memmove(at + n, at, c->out.len - ex->continue_at);
+    memcpy(at, continue_line, n);
+    c->out.len += n;
+    return 0;
+}
+
 int ag_http_response_start(struct ag_http_exchange *ex, int status,
                            const struct ag_http_header *headers, size_t count,
                            int64_t content_length)
@@ -238,6 +262,15 @@ int ag_http_response_start(struct ag_http_exchange *ex, int status,
     }
 
     struct ag_buf *out = &c->out;
+    if (!ex->body_done && ex->req.expect_continue && !ex->continue_sent) {
+        if (ex->in_on_request) {
+            /* Whether the body is wanted is known when on_request returns. */
+            ex->continue_pending = true;
+            ex->continue_at = out->len;
+        } else if (send_continue(c, ex) < 0) {
+            return AG_ENOMEM;
+        }
+    }
     size_t old_len = out->len;
     char num[20];
     const char *reason = ag_http_reason(status);
@@ -394,7 +427,7 @@ static void exchange_finish(struct ag_http_conn *c, bool completed)
     struct ag_http_exchange *ex = c->ex;
     const struct ag_http_handler *h = c->w->cfg->handler;
     c->ex = NULL;
-    if (ex->dispatched && h->on_close)
+    if (ex->handler_saw && h->on_close)
         h->on_close(ex, completed);
     if (ex->dispatched && ex->keep_alive && !c->w->draining)
         ag_buf_consume(&c->in, ex->req.head_len);
@@ -413,6 +446,7 @@ static void exchange_refuse(struct ag_http_conn *c, int status, const char *deta
     struct ag_http_exchange *ex = c->ex;
     ex->keep_alive = false;
     ex->body_done = true;
+    ex->continue_pending = false; /* never invite a body that will not be read */
     if (!ex->started) {
         if (!ex->dispatched) {
             /* The head may be half parsed: answer as HTTP/1.1 to a method we do not trust. */
@@ -422,6 +456,7 @@ static void exchange_refuse(struct ag_http_conn *c, int status, const char *deta
         ag_http_respond_problem(ex, status, detail);
     }
     ex->ended = true;
+    ex->dispatched = true;
     c->closing = true;
 }
 
@@ -470,12 +505,20 @@ static void exchange_dispatch(struct ag_http_conn *c, struct ag_http_exchange *e
             ag_http_parse_request(&ex->parser, &ex->req, c->in.data + c->in.off, c->in.len);
         }
     }
+    ex->handler_saw = true;
+    ex->in_on_request = true;
     c->w->cfg->handler->on_request(ex);
+    ex->in_on_request = false;
+    if (ex->continue_pending) {
+        if (ex->ended) /* refused without reading the body: no 100, and the body stays unread */
+            ex->continue_pending = false;
+        else if (send_continue(c, ex) < 0)
+            ex->keep_alive = false;
+    }
 }
 
 static int conn_read_head(struct ag_http_conn *c, struct ag_http_exchange *ex)
 {
-    const struct ag_http_limits *lim = &c->w->cfg->limits;
     for (;;) {
         if (c->in.len > 0) {
             if (c->head_started_ms == 0)
@@ -497,7 +540,6 @@ static int conn_read_head(struct ag_http_conn *c, struct ag_http_exchange *ex)
             return AG_ENOMEM;
         if (ag_buf_space(&c->in) < 1024) {
             /* A head larger than the block: grow up to what the limits allow. */
-            c->in.max = lim->max_request_line + lim->max_header_bytes + 8192;
             if (ag_buf_reserve(&c->in, c->in.cap) < 0 &&
                 ag_buf_reserve(&c->in, c->in.max - c->in.off - c->in.len) < 0) {
                 exchange_refuse(c, 431, "the request head is over its size limit");
@@ -543,13 +585,11 @@ static int conn_read_body(struct ag_http_conn *c, struct ag_http_exchange *ex)
             if (rc == 1 || used > 0)
                 return READ_PROGRESS;
         }
-        if (ex->req.expect_continue && !ex->continue_sent && !ex->started) {
-            ex->continue_sent = true;
-            if (APPEND_LIT(&c->out, "HTTP/1.1 100 Continue\r\n\r\n") < 0)
+        if (ex->req.expect_continue && !ex->continue_sent && !ex->ended) {
+            if (send_continue(c, ex) < 0)
                 return AG_ENOMEM;
             return READ_PROGRESS;
         }
-        ex->continue_sent = true;
         if (!c->can_read)
             return READ_MORE;
         if (ag_buf_space(&c->in) == 0)
@@ -715,7 +755,7 @@ static void conn_close(struct ag_http_conn *c)
     if (c->ex) {
         struct ag_http_exchange *ex = c->ex;
         c->ex = NULL;
-        if (ex->dispatched && w->cfg->handler->on_close)
+        if (ex->handler_saw && w->cfg->handler->on_close)
             w->cfg->handler->on_close(ex, false);
         exchange_free(w, ex);
     }
@@ -747,7 +787,9 @@ void ag_http_conn_accept(struct ag_http_worker *w, int fd)
     int one = 1;
     setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
     c->w = w;
-    ag_buf_init(&c->in, BUF_BLOCK);
+    /* Input grows past one block only for a head over 16 KiB, up to what the limits allow. */
+    ag_buf_init(&c->in, w->cfg->limits.max_request_line + w->cfg->limits.max_header_bytes +
+                            BODY_SPACE_MIN + 4096);
     ag_buf_init(&c->out, OUT_MAX);
     ag_timer_init(&c->timer, conn_on_timer);
     c->activity_ms = ag_loop_now(w->loop);
