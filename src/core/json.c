@@ -6,33 +6,36 @@
 
 #include "core/banned.h"
 
-/* Length of the well-formed UTF-8 sequence at s[0..len), or 0 when it is not one. */
-static size_t utf8_sequence(const unsigned char *s, size_t len)
+size_t ag_utf8_sequence_len(const unsigned char *s, size_t n)
 {
     unsigned char c = s[0];
-    size_t n;
-    uint32_t min, cp;
+    unsigned char lo = 0x80, hi = 0xBF; /* allowed range of the second byte */
+    size_t len;
     if (c < 0x80)
         return 1;
-    if ((c & 0xe0) == 0xc0) {
-        n = 2, min = 0x80, cp = c & 0x1f;
-    } else if ((c & 0xf0) == 0xe0) {
-        n = 3, min = 0x800, cp = c & 0x0f;
-    } else if ((c & 0xf8) == 0xf0) {
-        n = 4, min = 0x10000, cp = c & 0x07;
+    if (c >= 0xC2 && c <= 0xDF) {
+        len = 2;
+    } else if (c >= 0xE0 && c <= 0xEF) {
+        len = 3;
+        if (c == 0xE0)
+            lo = 0xA0; /* overlong */
+        else if (c == 0xED)
+            hi = 0x9F; /* UTF-16 surrogates */
+    } else if (c >= 0xF0 && c <= 0xF4) {
+        len = 4;
+        if (c == 0xF0)
+            lo = 0x90; /* overlong */
+        else if (c == 0xF4)
+            hi = 0x8F; /* over U+10FFFF */
     } else {
         return 0;
     }
-    if (len < n)
+    if (n < len || s[1] < lo || s[1] > hi)
         return 0;
-    for (size_t i = 1; i < n; i++) {
-        if ((s[i] & 0xc0) != 0x80)
+    for (size_t i = 2; i < len; i++)
+        if ((s[i] & 0xC0) != 0x80)
             return 0;
-        cp = (cp << 6) | (s[i] & 0x3f);
-    }
-    if (cp < min || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff))
-        return 0;
-    return n;
+    return len;
 }
 
 int ag_json_append_string(struct ag_buf *b, struct ag_str s)
@@ -43,7 +46,8 @@ int ag_json_append_string(struct ag_buf *b, struct ag_str s)
     size_t run = 0; /* bytes that need no escaping, copied in one go */
     for (size_t i = 0; rc == 0 && i < s.len;) {
         unsigned char c = p[i];
-        size_t n = (c >= 0x20 && c != '"' && c != '\\') ? utf8_sequence(p + i, s.len - i) : 0;
+        size_t n =
+            (c >= 0x20 && c != '"' && c != '\\') ? ag_utf8_sequence_len(p + i, s.len - i) : 0;
         if (n > 0) {
             run += n;
             i += n;

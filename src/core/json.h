@@ -12,4 +12,11 @@
  */
 int ag_json_append_string(struct ag_buf *b, struct ag_str s);
 
+/*
+ * Length of the well-formed UTF-8 sequence at s[0] (n >= 1 bytes available): 1 to 4, or 0
+ * when the bytes there are not one (a stray continuation byte, an overlong form, a surrogate,
+ * a code point over U+10FFFF, or a sequence cut short by the end of the input).
+ */
+size_t ag_utf8_sequence_len(const unsigned char *s, size_t n);
+
 #endif

@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include "core/err.h"
+#include "core/json.h"
 #include "core/banned.h"
 
 /*
@@ -44,43 +45,6 @@ static const char *const level_names[] = {"debug", "info", "warn", "error"};
 static enum ag_log_level clamp_level(enum ag_log_level level)
 {
     return (unsigned)level > AG_LOG_ERROR ? AG_LOG_ERROR : level;
-}
-
-/*
- * Length of the valid UTF-8 sequence starting s[0] (n >= 1 bytes available): 1 to 4, or 0 when
- * the bytes there are not a valid sequence (stray continuation, overlong form, surrogate, over
- * U+10FFFF, or cut short by the end of the input).
- */
-static size_t utf8_sequence_len(const unsigned char *s, size_t n)
-{
-    unsigned char c = s[0];
-    unsigned char lo = 0x80, hi = 0xBF; /* allowed range of the second byte */
-    size_t len;
-    if (c < 0x80)
-        return 1;
-    if (c >= 0xC2 && c <= 0xDF) {
-        len = 2;
-    } else if (c >= 0xE0 && c <= 0xEF) {
-        len = 3;
-        if (c == 0xE0)
-            lo = 0xA0; /* overlong */
-        else if (c == 0xED)
-            hi = 0x9F; /* UTF-16 surrogates */
-    } else if (c >= 0xF0 && c <= 0xF4) {
-        len = 4;
-        if (c == 0xF0)
-            lo = 0x90; /* overlong */
-        else if (c == 0xF4)
-            hi = 0x8F; /* over U+10FFFF */
-    } else {
-        return 0;
-    }
-    if (n < len || s[1] < lo || s[1] > hi)
-        return 0;
-    for (size_t i = 2; i < len; i++)
-        if ((s[i] & 0xC0) != 0x80)
-            return 0;
-    return len;
 }
 
 /*
@@ -131,7 +95,7 @@ static size_t json_escape(char *dst, size_t cap, struct ag_str s, size_t *consum
                 esc[4] = hex[c >> 4];
                 esc[5] = hex[c & 0xF];
                 out_len = 6;
-            } else if ((in_len = utf8_sequence_len(in + i, s.len - i)) > 0) {
+            } else if ((in_len = ag_utf8_sequence_len(in + i, s.len - i)) > 0) {
                 out = (const char *)in + i;
                 out_len = in_len;
             } else {

@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/json.h"
 #include "core/banned.h"
 
 enum metric_kind { KIND_COUNTER, KIND_GAUGE, KIND_HISTOGRAM };
@@ -118,34 +119,13 @@ static bool valid_name(const char *s, bool is_label)
 /* True when s (NUL-terminated) is valid UTF-8. */
 static bool valid_utf8(const char *s)
 {
-    const unsigned char *p = (const unsigned char *)s;
-    while (*p) {
-        unsigned char c = *p;
-        unsigned char lo = 0x80, hi = 0xBF;
-        size_t len;
-        if (c < 0x80) {
-            p++;
-            continue;
-        }
-        if (c >= 0xC2 && c <= 0xDF) {
-            len = 2;
-        } else if (c >= 0xE0 && c <= 0xEF) {
-            len = 3;
-            lo = c == 0xE0 ? 0xA0 : 0x80;
-            hi = c == 0xED ? 0x9F : 0xBF;
-        } else if (c >= 0xF0 && c <= 0xF4) {
-            len = 4;
-            lo = c == 0xF0 ? 0x90 : 0x80;
-            hi = c == 0xF4 ? 0x8F : 0xBF;
-        } else {
+    size_t left = strlen(s);
+    for (const unsigned char *p = (const unsigned char *)s; left > 0;) {
+        size_t n = ag_utf8_sequence_len(p, left);
+        if (n == 0)
             return false;
-        }
-        if (p[1] < lo || p[1] > hi) /* also stops at the NUL */
-            return false;
-        for (size_t i = 2; i < len; i++)
-            if ((p[i] & 0xC0) != 0x80)
-                return false;
-        p += len;
+        p += n;
+        left -= n;
     }
     return true;
 }
