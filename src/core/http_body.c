@@ -42,6 +42,8 @@ void ag_http_body_reader_init(struct ag_http_body_reader *r, enum ag_http_body_k
     case AG_HTTP_BODY_LENGTH:
         r->remaining = content_length;
         r->state = content_length ? B_DATA : B_DONE;
+        if (content_length > max)
+            refuse(r, 413, "the body is over its size limit");
         break;
     case AG_HTTP_BODY_CHUNKED:
         r->state = B_SIZE;

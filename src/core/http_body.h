@@ -39,7 +39,8 @@ void ag_http_body_reader_init(struct ag_http_body_reader *r, enum ag_http_body_k
  *
  * Returns 1 when the body is complete (bytes after its end are not consumed), 0 when more may
  * follow, AG_EPROTO when the input is refused: r->status is 400 (a malformed chunk size, line,
- * extension or trailer, or a chunk size over 2^63) or 413 (the body passes max).
+ * extension or trailer, or a chunk size of more than 16 hex digits) or 413 (the body passes
+ * max, which for a Content-Length body is known before any byte).
  * AG_HTTP_BODY_UNTIL_CLOSE never completes here; its end is the peer closing.
  */
 int ag_http_body_read(struct ag_http_body_reader *r, const char *in, size_t len, size_t *consumed,
@@ -50,6 +51,9 @@ bool ag_http_body_done(const struct ag_http_body_reader *r);
 
 /* Writes the chunk header for n data bytes ("1f4\r\n") into out; returns its length. */
 size_t ag_http_chunk_header(char out[20], uint64_t n);
+
+/* A body length that is not known in advance: chunked (or close-delimited for HTTP/1.0). */
+#define AG_HTTP_LENGTH_UNKNOWN INT64_MIN
 
 /* The chunk that ends a chunked body, with an empty trailer section. */
 #define AG_HTTP_LAST_CHUNK "0\r\n\r\n"

@@ -544,8 +544,8 @@ int ag_http_parse_response(struct ag_http_parser *p, struct ag_http_response *re
     else
         resp->body = AG_HTTP_BODY_UNTIL_CLOSE;
     resp->content_length = f.length;
-    resp->keep_alive = resp->body != AG_HTTP_BODY_UNTIL_CLOSE &&
-                       (resp->version == 11 ? !f.close : (f.keep_alive && !f.close));
+    /* Framing is the caller's to combine (ag_http_response_body): a 204 needs none. */
+    resp->keep_alive = resp->version == 11 ? !f.close : (f.keep_alive && !f.close);
     return rc;
 }
 

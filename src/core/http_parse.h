@@ -57,7 +57,7 @@ struct ag_http_response {
     struct ag_str reason;
     enum ag_http_body_kind body; /* as framed by the fields; see ag_http_response_body */
     uint64_t content_length;
-    bool keep_alive;
+    bool keep_alive; /* by version and Connection only; a close-delimited body also closes */
     size_t head_len;
     size_t header_count;
     struct ag_http_header headers[AG_HTTP_HEADERS_CAP];

@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include "core/http_conn.h"
+#include "core/log.h"
 #include "core/net.h"
 #include "core/banned.h"
 
@@ -70,6 +71,10 @@ static void worker_on_accept(struct ag_io *io, unsigned events)
             continue;
         if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS || errno == ENOMEM) {
             /* Level-triggered: stop watching for a moment rather than spin on the error. */
+            ag_log_warn("accept paused: out of file descriptors or memory",
+                        AG_F_STR("error", strerror(errno)), AG_F_UINT("worker", w->index),
+                        AG_F_UINT("connections", w->conn_count),
+                        AG_F_UINT("retry_ms", ACCEPT_RETRY_MS));
             ag_loop_io_modify(w->loop, io, 0);
             ag_timer_start(w->loop, &w->accept_retry, ACCEPT_RETRY_MS);
         }

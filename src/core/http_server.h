@@ -8,6 +8,7 @@
 
 #include "core/buf.h"
 #include "core/err.h"
+#include "core/http_body.h"
 #include "core/http_parse.h"
 #include "core/loop.h"
 
@@ -90,9 +91,6 @@ void *ag_http_exchange_ctx(const struct ag_http_exchange *ex);
 /* Per-exchange pointer for the handler, NULL until set. */
 void ag_http_exchange_set_data(struct ag_http_exchange *ex, void *data);
 void *ag_http_exchange_data(const struct ag_http_exchange *ex);
-
-/* Pass as content_length when the length is not known: chunked (or close-delimited for 1.0). */
-#define AG_HTTP_LENGTH_UNKNOWN INT64_MIN
 
 /*
  * Starts the response: status 200..599, extra header fields (the server adds Date,
