@@ -79,17 +79,20 @@ void ag_http_parser_init(struct ag_http_parser *p, const struct ag_http_limits *
     *p = (struct ag_http_parser){.limits = limits, .state = S_METHOD};
 }
 
-static void rebase(struct ag_str *s, const char *old, const char *buf)
+/* Moves a slice that pointed into the previous buffer (old[0..len)) to the same place in buf. */
+static void rebase(struct ag_str *s, const char *old, size_t len, const char *buf)
 {
-    if (s->p)
-        s->p = buf + ((uintptr_t)s->p - (uintptr_t)old);
+    uintptr_t at = (uintptr_t)s->p, start = (uintptr_t)old;
+    if (s->p && at >= start && at <= start + len)
+        s->p = buf + (at - start);
 }
 
-static void rebase_headers(struct ag_http_header *h, size_t count, const char *old, const char *buf)
+static void rebase_headers(struct ag_http_header *h, size_t count, const char *old, size_t len,
+                           const char *buf)
 {
     for (size_t i = 0; i < count; i++) {
-        rebase(&h[i].name, old, buf);
-        rebase(&h[i].value, old, buf);
+        rebase(&h[i].name, old, len, buf);
+        rebase(&h[i].value, old, len, buf);
     }
 }
 
@@ -174,7 +177,7 @@ static int split_target(struct ag_http_parser *p, struct ag_http_request *req)
     struct ag_str query = ag_str_split(path, '?', &req->path);
     req->query = query.p ? query : (struct ag_str){path.p + path.len, 0};
     if (req->path.len == 0)
-        req->path = AG_STR_NULL; /* absolute-form without a path: the caller reads it as "/" */
+        req->path = AG_STR("/"); /* absolute-form without a path (RFC 9110 §4.2.3) */
     return 0;
 }
 
@@ -495,11 +498,11 @@ int ag_http_parse_request(struct ag_http_parser *p, struct ag_http_request *req,
         req->expect_continue = false;
         req->content_length = 0;
     } else if (p->base && p->base != buf) {
-        rebase(&req->method, p->base, buf);
-        rebase(&req->target, p->base, buf);
-        rebase(&req->path, p->base, buf);
-        rebase(&req->query, p->base, buf);
-        rebase_headers(req->headers, req->header_count, p->base, buf);
+        rebase(&req->method, p->base, p->pos, buf);
+        rebase(&req->target, p->base, p->pos, buf);
+        rebase(&req->path, p->base, p->pos, buf);
+        rebase(&req->query, p->base, p->pos, buf);
+        rebase_headers(req->headers, req->header_count, p->base, p->pos, buf);
     }
     p->base = buf;
     int rc =
@@ -524,8 +527,8 @@ int ag_http_parse_response(struct ag_http_parser *p, struct ag_http_response *re
         resp->header_count = 0;
         resp->content_length = 0;
     } else if (p->base && p->base != buf) {
-        rebase(&resp->reason, p->base, buf);
-        rebase_headers(resp->headers, resp->header_count, p->base, buf);
+        rebase(&resp->reason, p->base, p->pos, buf);
+        rebase_headers(resp->headers, resp->header_count, p->base, p->pos, buf);
     }
     p->base = buf;
     int rc =

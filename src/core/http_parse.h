@@ -37,7 +37,8 @@ enum ag_http_body_kind {
 struct ag_http_request {
     struct ag_str method;
     struct ag_str target; /* the whole request-target */
-    struct ag_str path;   /* target up to '?' (origin-form) or the path of absolute-form */
+    struct ag_str path;   /* target up to '?' (origin-form) or the path of absolute-form ("/"
+                             when it has none, a static string); empty for CONNECT */
     struct ag_str query;  /* after '?', without it; empty when absent */
     int version;          /* 10 or 11 */
     struct ag_str host;   /* the Host field value (may be empty) */

@@ -9,6 +9,7 @@
 #include "core/http_server.h"
 #include "core/log.h"
 #include "core/loop.h"
+#include "core/net.h"
 #include "core/banned.h"
 
 #define HELLO_BODY "{\"hello\":\"world\"}"
@@ -285,9 +286,14 @@ int main(int argc, char **argv)
         fprintf(stderr, "agora-hello: unexpected argument \"%s\" (see --help)\n", argv[optind]);
         return 2;
     }
+    struct ag_err err = {0};
+    struct ag_addr addr;
+    if (ag_addr_parse(cfg.listen, &addr, &err) < 0) {
+        fprintf(stderr, "agora-hello: --listen: %s\n", err.msg);
+        return 2;
+    }
     ag_log_setup("hello", level, 1);
 
-    struct ag_err err = {0};
     struct ag_http_server *srv = NULL;
     if (ag_http_server_new(&cfg, &srv, &err) < 0) {
         ag_log_error("cannot start", AG_F_STR("error", err.msg));
