@@ -35,16 +35,9 @@ void ag_http_client_config_defaults(struct ag_http_client_config *cfg)
 
 static int check_config(const struct ag_http_client_config *cfg, struct ag_err *err)
 {
-    const struct ag_http_limits *l = &cfg->limits;
     if (!cfg->connect_timeout_ms || !cfg->idle_timeout_ms)
         return ag_err_set(err, AG_EINVAL, "connect and idle timeouts must be at least 1 ms");
-    if (l->max_headers == 0 || l->max_headers > AG_HTTP_HEADERS_CAP)
-        return ag_err_set(err, AG_EINVAL, "max_headers must be 1 to %d", AG_HTTP_HEADERS_CAP);
-    if (l->max_request_line < 16 || l->max_request_line > 1024 * 1024)
-        return ag_err_set(err, AG_EINVAL, "max_request_line must be 16 bytes to 1 MiB");
-    if (l->max_header_bytes < 64 || l->max_header_bytes > 1024 * 1024)
-        return ag_err_set(err, AG_EINVAL, "max_header_bytes must be 64 bytes to 1 MiB");
-    return 0;
+    return ag_http_limits_check(&cfg->limits, err);
 }
 
 int ag_http_client_new(struct ag_loop *loop, const struct ag_http_client_config *cfg,

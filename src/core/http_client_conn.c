@@ -480,24 +480,15 @@ static void response_byte_arrived(struct ag_http_call *call)
  */
 static ssize_t conn_read(struct ag_hc_conn *c, int *sys_errno)
 {
-    *sys_errno = 0;
-    for (;;) {
-        ssize_t n = read(c->io.fd, ag_buf_tail(&c->in), ag_buf_space(&c->in));
-        if (n > 0) {
-            ag_buf_commit(&c->in, (size_t)n);
-            return n;
-        }
-        if (n == 0)
-            return AG_ECLOSED;
-        if (errno == EINTR)
-            continue;
-        if (errno == EAGAIN || errno == EWOULDBLOCK) {
-            c->can_read = false;
-            return 0;
-        }
-        *sys_errno = errno;
-        return AG_ECLOSED;
+    ssize_t n = ag_net_read(c->io.fd, &c->in);
+    *sys_errno = n == AG_ESYS ? errno : 0;
+    if (n > 0)
+        return n;
+    if (n == AG_EAGAIN) {
+        c->can_read = false;
+        return 0;
     }
+    return AG_ECLOSED;
 }
 
 /* A complete head of head_len bytes is parsed: skip an interim one, else deliver it. */

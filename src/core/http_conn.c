@@ -11,6 +11,7 @@
 
 #include "core/http_body.h"
 #include "core/json.h"
+#include "core/net.h"
 #include "core/banned.h"
 
 enum {
@@ -467,23 +468,16 @@ enum { READ_MORE = 0, READ_PROGRESS = 1 };
 /* Reads once into the free input space. Returns bytes read, 0 at EAGAIN, AG_ECLOSED at EOF. */
 static ssize_t conn_read(struct ag_http_conn *c)
 {
-    for (;;) {
-        ssize_t n = read(c->io.fd, ag_buf_tail(&c->in), ag_buf_space(&c->in));
-        if (n > 0) {
-            ag_buf_commit(&c->in, (size_t)n);
-            c->activity_ms = ag_loop_now(c->w->loop);
-            return n;
-        }
-        if (n == 0)
-            return AG_ECLOSED;
-        if (errno == EINTR)
-            continue;
-        if (errno == EAGAIN || errno == EWOULDBLOCK) {
-            c->can_read = false;
-            return 0;
-        }
-        return AG_ECLOSED;
+    ssize_t n = ag_net_read(c->io.fd, &c->in);
+    if (n > 0) {
+        c->activity_ms = ag_loop_now(c->w->loop);
+        return n;
     }
+    if (n == AG_EAGAIN) {
+        c->can_read = false;
+        return 0;
+    }
+    return AG_ECLOSED;
 }
 
 static void exchange_dispatch(struct ag_http_conn *c, struct ag_http_exchange *ex)

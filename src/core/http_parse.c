@@ -59,6 +59,17 @@ static void classes_init_once(void)
     __atomic_store_n(&done, 1, __ATOMIC_RELEASE);
 }
 
+int ag_http_limits_check(const struct ag_http_limits *l, struct ag_err *err)
+{
+    if (l->max_headers == 0 || l->max_headers > AG_HTTP_HEADERS_CAP)
+        return ag_err_set(err, AG_EINVAL, "max_headers must be 1 to %d", AG_HTTP_HEADERS_CAP);
+    if (l->max_request_line < 16 || l->max_request_line > 1024 * 1024)
+        return ag_err_set(err, AG_EINVAL, "max_request_line must be 16 bytes to 1 MiB");
+    if (l->max_header_bytes < 64 || l->max_header_bytes > 1024 * 1024)
+        return ag_err_set(err, AG_EINVAL, "max_header_bytes must be 64 bytes to 1 MiB");
+    return 0;
+}
+
 bool ag_http_is_tchar(unsigned char c)
 {
     classes_init_once();

@@ -7,6 +7,7 @@
 #include <stdint.h>
 
 #include "core/buf.h"
+#include "core/err.h"
 
 /* Field lines a parsed head can hold; the configurable limit may not exceed it. */
 #define AG_HTTP_HEADERS_CAP 128
@@ -20,6 +21,12 @@ struct ag_http_limits {
 
 /* The defaults named above, with a 10 MiB body limit. */
 extern const struct ag_http_limits ag_http_default_limits;
+
+/*
+ * Checks limits for use: max_headers 1..AG_HTTP_HEADERS_CAP, max_request_line 16 B..1 MiB,
+ * max_header_bytes 64 B..1 MiB. Returns 0, or AG_EINVAL with err naming the limit.
+ */
+int ag_http_limits_check(const struct ag_http_limits *limits, struct ag_err *err);
 
 struct ag_http_header {
     struct ag_str name;  /* as received (case preserved); compare with ag_str_eq_nocase */

@@ -140,13 +140,9 @@ static int check_config(const struct ag_http_server_config *cfg, struct ag_err *
         return ag_err_set(err, AG_EINVAL, "the server needs a handler with on_request");
     if (cfg->workers > MAX_WORKERS)
         return ag_err_set(err, AG_EINVAL, "workers must be 0 (one per CPU) to %d", MAX_WORKERS);
-    const struct ag_http_limits *l = &cfg->limits;
-    if (l->max_headers == 0 || l->max_headers > AG_HTTP_HEADERS_CAP)
-        return ag_err_set(err, AG_EINVAL, "max_headers must be 1 to %d", AG_HTTP_HEADERS_CAP);
-    if (l->max_request_line < 16 || l->max_request_line > 1024 * 1024)
-        return ag_err_set(err, AG_EINVAL, "max_request_line must be 16 bytes to 1 MiB");
-    if (l->max_header_bytes < 64 || l->max_header_bytes > 1024 * 1024)
-        return ag_err_set(err, AG_EINVAL, "max_header_bytes must be 64 bytes to 1 MiB");
+    int rc = ag_http_limits_check(&cfg->limits, err);
+    if (rc < 0)
+        return rc;
     if (!cfg->header_timeout_ms || !cfg->body_timeout_ms || !cfg->idle_timeout_ms ||
         !cfg->write_timeout_ms)
         return ag_err_set(err, AG_EINVAL, "timeouts must be at least 1 ms");

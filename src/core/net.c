@@ -139,6 +139,22 @@ int ag_net_connect_result(int fd)
     return -so_error;
 }
 
+ssize_t ag_net_read(int fd, struct ag_buf *b)
+{
+    for (;;) {
+        ssize_t n = read(fd, ag_buf_tail(b), ag_buf_space(b));
+        if (n > 0) {
+            ag_buf_commit(b, (size_t)n);
+            return n;
+        }
+        if (n == 0)
+            return AG_ECLOSED;
+        if (errno == EINTR)
+            continue;
+        return errno == EAGAIN || errno == EWOULDBLOCK ? AG_EAGAIN : AG_ESYS;
+    }
+}
+
 long ag_net_raise_fd_limit(void)
 {
     struct rlimit rl;

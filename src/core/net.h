@@ -3,8 +3,10 @@
 #define AG_NET_H
 
 #include <stdint.h>
+#include <sys/types.h>
 #include <sys/socket.h>
 
+#include "core/buf.h"
 #include "core/err.h"
 
 struct ag_addr {
@@ -40,6 +42,13 @@ int ag_net_connect(const struct ag_addr *addr, struct ag_err *err);
 
 /* After a connecting fd became writable: 0 when connected, else the negative errno. */
 int ag_net_connect_result(int fd);
+
+/*
+ * Reads once from a non-blocking fd into b's free space (ag_buf_reserve first), retrying on
+ * EINTR. Returns the bytes read (> 0), AG_EAGAIN when nothing is there yet, AG_ECLOSED at the
+ * end of the stream, or AG_ESYS with errno set.
+ */
+ssize_t ag_net_read(int fd, struct ag_buf *b);
 
 /* Raises RLIMIT_NOFILE's soft limit to its hard limit; returns the new soft limit. */
 long ag_net_raise_fd_limit(void);
