@@ -167,14 +167,16 @@ int ag_buf_appendf(struct ag_buf *b, const char *fmt, ...)
         return AG_EINVAL;
     if ((size_t)n < sizeof small)
         return ag_buf_append(b, small, (size_t)n);
-    int rc = ag_buf_reserve(b, (size_t)n + 1);
-    if (rc < 0)
-        return rc;
+    /* Formatted where the NUL has room, so output that exactly fills the buffer still fits. */
+    char *text = malloc((size_t)n + 1);
+    if (!text)
+        return AG_ENOMEM;
     va_start(ap, fmt);
-    vsnprintf(ag_buf_tail(b), (size_t)n + 1, fmt, ap);
+    vsnprintf(text, (size_t)n + 1, fmt, ap);
     va_end(ap);
-    b->len += (size_t)n;
-    return 0;
+    int rc = ag_buf_append(b, text, (size_t)n);
+    free(text);
+    return rc;
 }
 
 void ag_buf_consume(struct ag_buf *b, size_t n)

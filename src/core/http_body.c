@@ -119,8 +119,8 @@ int ag_http_body_read(struct ag_http_body_reader *r, const char *in, size_t len,
         case B_SIZE: {
             int v = hex_value(c);
             if (v >= 0) {
-                if (++r->digits > 16 || r->remaining > (UINT64_MAX >> 5))
-                    return refuse(r, 400, "chunk size too large");
+                if (++r->digits > 16) /* 16 hex digits always fit in 64 bits */
+                    return refuse(r, 400, "chunk size has more than 16 hex digits");
                 r->remaining = (r->remaining << 4) | (uint64_t)v;
                 break;
             }

@@ -1,6 +1,7 @@
 /* Incremental, in-place HTTP/1.1 message-head parser (RFC 9110/9112), strict by design. */
 #include "core/http_parse.h"
 
+#include <pthread.h>
 #include <string.h>
 
 #include "core/err.h"
@@ -33,11 +34,8 @@ enum {
 
 static unsigned char byte_class[256];
 
-static void classes_init_once(void)
+static void classes_build(void)
 {
-    static int done;
-    if (__atomic_load_n(&done, __ATOMIC_ACQUIRE))
-        return;
     unsigned char t[256] = {0};
     for (int c = 0; c < 256; c++) {
         bool alpha = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z');
@@ -56,7 +54,12 @@ static void classes_init_once(void)
             t[c] |= C_HEX;
     }
     memcpy(byte_class, t, sizeof t);
-    __atomic_store_n(&done, 1, __ATOMIC_RELEASE);
+}
+
+static void classes_init_once(void)
+{
+    static pthread_once_t once = PTHREAD_ONCE_INIT;
+    pthread_once(&once, classes_build);
 }
 
 int ag_http_limits_check(const struct ag_http_limits *l, struct ag_err *err)
@@ -288,6 +291,31 @@ static int parse_field_line(struct ag_http_parser *p, const char *line, size_t l
  */
 typedef int (*first_line_fn)(struct ag_http_parser *p, void *msg, const char *line, size_t len);
 
+/*
+ * Checks the bytes of the current line that arrived before end (its LF, or the end of the
+ * input), in the same order whether or not the LF is here yet, so that a refusal's status never
+ * depends on how the bytes were split: first the method bytes of a request line, then the
+ * line's length (the CR of a well-formed line counts one byte).
+ */
+static int check_line_prefix(struct ag_http_parser *p, const char *buf, size_t end,
+                             int line_too_long_status)
+{
+    const struct ag_http_limits *lim = p->limits;
+    for (size_t i = p->pos; p->state == S_METHOD && i < end; i++) {
+        unsigned char c = (unsigned char)buf[i];
+        if (c == ' ')
+            p->state = S_LINE;
+        else if (!(byte_class[c] & C_TCHAR) && !(c == '\r' && i == p->line_start))
+            return refuse(p, 400, "the method must be a token followed by one space");
+    }
+    size_t partial = end - p->line_start;
+    if (p->state != S_FIELDS && partial > lim->max_request_line + 1)
+        return refuse(p, line_too_long_status, "the start line is over its limit");
+    if (p->state == S_FIELDS && p->header_bytes + partial > lim->max_header_bytes)
+        return refuse(p, 431, "the header section is over its size limit");
+    return 0;
+}
+
 static int parse_head(struct ag_http_parser *p, const char *buf, size_t len, void *msg,
                       first_line_fn first_line, struct ag_http_header *headers, size_t *count,
                       int line_too_long_status)
@@ -299,27 +327,15 @@ static int parse_head(struct ag_http_parser *p, const char *buf, size_t len, voi
         return refuse(p, p->status ? p->status : 400, p->detail ? p->detail : "parser reused");
     while (p->pos < len) {
         const char *lf = memchr(buf + p->pos, '\n', len - p->pos);
+        size_t end = lf ? (size_t)(lf - buf) : len;
+        int rc = check_line_prefix(p, buf, end, line_too_long_status);
+        if (rc < 0)
+            return rc;
         if (!lf) {
-            size_t partial = len - p->line_start;
-            if (p->state == S_METHOD) {
-                for (size_t i = p->pos; i < len; i++) {
-                    unsigned char c = (unsigned char)buf[i];
-                    if (c == ' ') {
-                        p->state = S_LINE;
-                        break;
-                    }
-                    if (!(byte_class[c] & C_TCHAR) && !(c == '\r' && i == p->line_start))
-                        return refuse(p, 400, "the method must be a token followed by one space");
-                }
-            }
             p->pos = len;
-            if (p->state != S_FIELDS && partial > lim->max_request_line + 1)
-                return refuse(p, line_too_long_status, "the start line is over its limit");
-            if (p->state == S_FIELDS && p->header_bytes + partial > lim->max_header_bytes)
-                return refuse(p, 431, "the header section is over its size limit");
             return AG_EAGAIN;
         }
-        size_t lf_at = (size_t)(lf - buf);
+        size_t lf_at = end;
         if (lf_at == p->line_start || buf[lf_at - 1] != '\r')
             return refuse(p, 400, "bare LF: lines must end with CRLF");
         const char *line = buf + p->line_start;
@@ -332,9 +348,7 @@ static int parse_head(struct ag_http_parser *p, const char *buf, size_t len, voi
                 if (++p->header_bytes > MAX_LEADING_EMPTY_LINES)
                     return refuse(p, 400, "too many empty lines before the request");
             } else {
-                if (line_len > lim->max_request_line)
-                    return refuse(p, line_too_long_status, "the start line is over its limit");
-                int rc = first_line(p, msg, line, line_len);
+                rc = first_line(p, msg, line, line_len);
                 if (rc < 0)
                     return rc;
                 p->state = S_FIELDS;
@@ -351,7 +365,7 @@ static int parse_head(struct ag_http_parser *p, const char *buf, size_t len, voi
             }
             if (*count >= max_headers)
                 return refuse(p, 431, "too many header fields");
-            int rc = parse_field_line(p, line, line_len, &headers[*count]);
+            rc = parse_field_line(p, line, line_len, &headers[*count]);
             if (rc < 0)
                 return rc;
             (*count)++;

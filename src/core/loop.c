@@ -148,11 +148,13 @@ static uint32_t to_epoll(unsigned events)
 
 int ag_loop_io_add(struct ag_loop *loop, struct ag_io *io, int fd, unsigned events, ag_io_cb cb)
 {
+    struct epoll_event ev = {.events = to_epoll(events), .data.ptr = io};
+    if (epoll_ctl(loop->epfd, EPOLL_CTL_ADD, fd, &ev) < 0) {
+        io->fd = -1; /* not watched: nothing of the loop's may close or remove it */
+        return AG_ESYS;
+    }
     io->fd = fd;
     io->cb = cb;
-    struct epoll_event ev = {.events = to_epoll(events), .data.ptr = io};
-    if (epoll_ctl(loop->epfd, EPOLL_CTL_ADD, fd, &ev) < 0)
-        return AG_ESYS;
     return 0;
 }
 
@@ -259,7 +261,12 @@ int ag_timer_start(struct ag_loop *loop, struct ag_timer *timer, uint64_t delay_
 
 static void run_timers(struct ag_loop *loop)
 {
-    while (loop->heap_len > 0 && loop->heap[0]->deadline_ms <= loop->now_ms) {
+    /*
+     * At most as many callbacks as timers were scheduled on entry: a timer that restarts itself
+     * with no delay fires again on the next iteration, after I/O, instead of starving it.
+     */
+    for (size_t budget = loop->heap_len;
+         budget > 0 && loop->heap_len > 0 && loop->heap[0]->deadline_ms <= loop->now_ms; budget--) {
         struct ag_timer *t = loop->heap[0];
         ag_timer_stop(loop, t);
         t->cb(t);

@@ -78,8 +78,8 @@ uint64_t ag_loop_now(const struct ag_loop *loop);
 uint64_t ag_loop_update_time(struct ag_loop *loop);
 
 /*
- * Watches fd for the AG_IO_* bits in events and calls cb on readiness. Returns 0 or AG_ESYS.
- * The fd stays owned by the caller.
+ * Watches fd for the AG_IO_* bits in events and calls cb on readiness. Returns 0, or AG_ESYS
+ * with io->fd set to -1 (the loop then holds nothing of fd). The fd stays owned by the caller.
  */
 int ag_loop_io_add(struct ag_loop *loop, struct ag_io *io, int fd, unsigned events, ag_io_cb cb);
 
