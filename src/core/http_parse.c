@@ -295,19 +295,27 @@ typedef int (*first_line_fn)(struct ag_http_parser *p, void *msg, const char *li
  * Checks the bytes of the current line that arrived before end (its LF, or the end of the
  * input), in the same order whether or not the LF is here yet, so that a refusal's status never
  * depends on how the bytes were split: first the method bytes of a request line, then the
- * line's length (the CR of a well-formed line counts one byte).
+ * line's length (the CR of a well-formed line counts one byte). The earliest offending byte
+ * decides: the method check stops where the length limit is passed, and a CR just before end
+ * is left to the syntax checks, since it may turn out to end the line. Sets *scanned to where
+ * the method check stopped.
  */
 static int check_line_prefix(struct ag_http_parser *p, const char *buf, size_t end,
-                             int line_too_long_status)
+                             int line_too_long_status, size_t *scanned)
 {
     const struct ag_http_limits *lim = p->limits;
-    for (size_t i = p->pos; p->state == S_METHOD && i < end; i++) {
+    size_t method_end = end > p->line_start && buf[end - 1] == '\r' ? end - 1 : end;
+    if (method_end > p->line_start + lim->max_request_line + 1)
+        method_end = p->line_start + lim->max_request_line + 1;
+    size_t i = p->pos;
+    for (; p->state == S_METHOD && i < method_end; i++) {
         unsigned char c = (unsigned char)buf[i];
         if (c == ' ')
             p->state = S_LINE;
-        else if (!(byte_class[c] & C_TCHAR) && !(c == '\r' && i == p->line_start))
+        else if (!(byte_class[c] & C_TCHAR))
             return refuse(p, 400, "the method must be a token followed by one space");
     }
+    *scanned = p->state == S_METHOD ? i : end;
     size_t partial = end - p->line_start;
     if (p->state != S_FIELDS && partial > lim->max_request_line + 1)
         return refuse(p, line_too_long_status, "the start line is over its limit");
@@ -327,12 +335,12 @@ static int parse_head(struct ag_http_parser *p, const char *buf, size_t len, voi
         return refuse(p, p->status ? p->status : 400, p->detail ? p->detail : "parser reused");
     while (p->pos < len) {
         const char *lf = memchr(buf + p->pos, '\n', len - p->pos);
-        size_t end = lf ? (size_t)(lf - buf) : len;
-        int rc = check_line_prefix(p, buf, end, line_too_long_status);
+        size_t end = lf ? (size_t)(lf - buf) : len, scanned;
+        int rc = check_line_prefix(p, buf, end, line_too_long_status, &scanned);
         if (rc < 0)
             return rc;
         if (!lf) {
-            p->pos = len;
+            p->pos = scanned; /* a CR at the very end is looked at again with what follows */
             return AG_EAGAIN;
         }
         size_t lf_at = end;

@@ -1414,6 +1414,30 @@ static void refusal_status_independent_of_split(void **state)
                           .limits = &fuzz_limits};
     check_request_case(&c);
 
+    /* Found by fuzz_http_request: an 84-byte method with no space, under a 64-byte limit, ended
+     * by CRLF; its CR was once judged as a method byte (400) when whole, 414 when split. */
+    static const char long_method[] =
+        "G$$$$$$$$$$$$$$$$$$$$$$$$$$$$$$$$$$$$$$$$$$$$$$$$$$$$$$$$$$$$$$$$$$$$$$$$$$$$$$$$$$$\r\n";
+    c = (struct req_case){.name = "fuzz_http_request crash c423bdf5 (long method, then CRLF)",
+                          .raw = long_method,
+                          .raw_len = sizeof long_method - 1,
+                          .status = 414,
+                          .limits = &fuzz_limits};
+    check_request_case(&c);
+
+    /* Found by fuzz_http_request: a method longer than the 64-byte line limit with a bad byte
+     * after the limit: once 400 whole and 414 split. The earliest offending byte decides: 414. */
+    static char bad_after_limit[101];
+    bad_after_limit[0] = 'h';
+    memset(bad_after_limit + 1, 'Y', 98);
+    bad_after_limit[99] = (char)0xef;
+    c = (struct req_case){.name = "fuzz_http_request crash cb865404 (bad byte past the limit)",
+                          .raw = bad_after_limit,
+                          .raw_len = 100,
+                          .status = 414,
+                          .limits = &fuzz_limits};
+    check_request_case(&c);
+
     /* The filler line grows past the limit and ends in a bare LF. */
     n = build_header_section(32768, 1);
     memcpy(big + n - 4, "vvvvvvvvvv\n\r\n", 13);
