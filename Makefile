@@ -9,6 +9,9 @@ FUZZ_SECONDS ?= 60
 LISTEN       ?= 127.0.0.1:8080
 PYTHON       ?= /usr/bin/python3
 
+# cmake --build runs make again; its "Entering directory" lines only add noise.
+MAKEFLAGS    += --no-print-directory
+
 .PHONY: all deps build test unit e2e run bench fuzz format clean
 
 all: build

@@ -1,13 +1,5 @@
 /* libFuzzer target: chunked decoding whole, split and byte by byte; decoded data re-encoded. */
-#include <stdbool.h>
-#include <stddef.h>
-#include <stdint.h>
-#include <stdio.h>
-#include <stdlib.h>
-#include <string.h>
-
-#include "core/err.h"
-#include "core/http_body.h"
+#include "fuzz_support.h"
 
 /*
  * Input: one control byte, then a chunked body (maybe followed by other bytes). Control bit 7
@@ -19,14 +11,6 @@
  */
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
-
-#define CHECK(cond)                                                                                \
-    do {                                                                                           \
-        if (!(cond)) {                                                                             \
-            fprintf(stderr, "%s:%d: check failed: %s\n", __FILE__, __LINE__, #cond);               \
-            __builtin_trap();                                                                      \
-        }                                                                                          \
-    } while (0)
 
 struct decoded {
     int rc;
