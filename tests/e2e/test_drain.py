@@ -22,7 +22,8 @@ def connect_refused(port):
     """True once a new connection is refused (or reset before it is served)."""
     try:
         s = socket.create_connection(("127.0.0.1", port), timeout=IO_TIMEOUT)
-    except ConnectionRefusedError:
+    except (ConnectionRefusedError, ConnectionResetError):
+        # Reset: the probe reached a listener's accept queue just as the drain closed it.
         return True
     s.close()  # a listener was still open: try again
     return False
