@@ -73,7 +73,7 @@ static int call_error(struct ag_http_call *call, int code, const char *fmt, ...)
 /* Frees c once it is closed and neither a run nor a deferred kick can reach it. */
 static void conn_release_if_unused(struct ag_hc_conn *c)
 {
-    if (c->closed && !c->in_run && !c->kick_pending)
+    if (c->closed && !c->in_run && !ag_deferred_queued(&c->kick))
         free(c);
 }
 
@@ -130,13 +130,13 @@ void ag_hc_conn_close(struct ag_hc_conn *c)
     c->pool = NULL;
     if (!c->in_run)
         conn_drop_buffers(c); /* inside a run, a callback may still hold a slice of them */
+    ag_loop_defer_cancel(client->loop, &c->kick); /* nothing is left for a run to do */
     conn_release_if_unused(c);
 }
 
-static void kick_cb(void *arg)
+static void kick_cb(struct ag_deferred *d)
 {
-    struct ag_hc_conn *c = arg;
-    c->kick_pending = false;
+    struct ag_hc_conn *c = AG_CONTAINER_OF(d, struct ag_hc_conn, kick);
     if (c->closed)
         conn_release_if_unused(c);
     else
@@ -145,10 +145,9 @@ static void kick_cb(void *arg)
 
 void ag_hc_conn_kick(struct ag_hc_conn *c)
 {
-    if (c->in_run || c->kick_pending || c->closed)
+    if (c->in_run || c->closed)
         return; /* a run in progress sees the change when the callback returns */
-    if (ag_loop_defer(c->client->loop, kick_cb, c) == 0)
-        c->kick_pending = true;
+    ag_loop_defer_node(c->client->loop, &c->kick);
 }
 
 /* ---- timers ---- */
@@ -305,6 +304,7 @@ int ag_hc_conn_open(struct ag_http_client *client, struct ag_hc_pool *pool,
     c->io.fd = -1;
     ag_buf_init(&c->in, AG_HC_BLOCK);
     ag_timer_init(&c->timer, conn_on_timer);
+    ag_deferred_init(&c->kick, kick_cb);
     c->next = client->conns;
     if (client->conns)
         client->conns->prev = c;

@@ -56,7 +56,8 @@ struct ag_hc_conn {
     char pending_msg[200];
     unsigned calls_done; /* calls completed on it: > 0 means reused */
     bool connecting, idle, can_read, can_write, write_failed;
-    bool closed, in_run, kick_pending;
+    struct ag_deferred kick; /* a run after the caller acted (write, end, pause, cancel) */
+    bool closed, in_run;
 };
 
 struct ag_http_call {

@@ -34,7 +34,9 @@ struct ag_http_conn {
     uint64_t head_started_ms; /* first byte of the head being read */
     struct ag_buf in, out;
     struct ag_http_exchange *ex;
-    bool can_read, can_write, closing, closed, in_run, kick_pending;
+    struct ag_deferred kick;    /* a run after a handler acted from outside the connection */
+    struct ag_deferred release; /* the free after a close, once the callbacks are over */
+    bool can_read, can_write, closing, closed, in_run;
 };
 
 struct ag_http_exchange {
@@ -135,21 +137,16 @@ static void exchange_free(struct ag_http_worker *w, struct ag_http_exchange *ex)
 
 /* ---- output ---- */
 
-static void kick_cb(void *arg)
+static void kick_cb(struct ag_deferred *d)
 {
-    struct ag_http_conn *c = arg;
-    c->kick_pending = false;
-    if (!c->closed)
-        conn_run(c);
+    conn_run(AG_CONTAINER_OF(d, struct ag_http_conn, kick));
 }
 
 /* Makes the connection act on what a handler just did, never inside the handler's own call. */
 static void conn_kick(struct ag_http_conn *c)
 {
-    if (c->in_run || c->kick_pending || c->closed)
-        return;
-    if (ag_loop_defer(c->w->loop, kick_cb, c) == 0)
-        c->kick_pending = true;
+    if (!c->in_run && !c->closed)
+        ag_loop_defer_node(c->w->loop, &c->kick);
 }
 
 static int conn_flush(struct ag_http_conn *c)
@@ -735,9 +732,9 @@ static void conn_on_io(struct ag_io *io, unsigned events)
     conn_run(c);
 }
 
-static void conn_free(void *arg)
+static void conn_free(struct ag_deferred *d)
 {
-    free(arg);
+    free(AG_CONTAINER_OF(d, struct ag_http_conn, release));
 }
 
 static void conn_close(struct ag_http_conn *c)
@@ -765,8 +762,8 @@ static void conn_close(struct ag_http_conn *c)
     if (c->next)
         c->next->prev = c->prev;
     w->conn_count--;
-    if (ag_loop_defer(w->loop, conn_free, c) < 0)
-        free(c); /* no pending kick can reach it: kicks are deferred before the close */
+    ag_loop_defer_cancel(w->loop, &c->kick);
+    ag_loop_defer_node(w->loop, &c->release);
     if (w->draining && w->conn_count == 0)
         ag_loop_stop(w->loop);
 }
@@ -786,6 +783,8 @@ void ag_http_conn_accept(struct ag_http_worker *w, int fd)
                             BODY_SPACE_MIN + 4096);
     ag_buf_init(&c->out, OUT_MAX);
     ag_timer_init(&c->timer, conn_on_timer);
+    ag_deferred_init(&c->kick, kick_cb);
+    ag_deferred_init(&c->release, conn_free);
     c->activity_ms = ag_loop_now(w->loop);
     if (ag_loop_io_add(w->loop, &c->io, fd, AG_IO_READ | AG_IO_WRITE | AG_IO_EDGE, conn_on_io) <
         0) {

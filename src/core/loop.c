@@ -35,7 +35,7 @@ struct ag_loop {
     pthread_mutex_t post_lock;
     struct task *posted_head, *posted_tail;
 
-    struct task *deferred_head, *deferred_tail; /* loop thread only */
+    struct ag_deferred *deferred_head, *deferred_tail; /* loop thread only */
 
     struct ag_io signal_io; /* signalfd, created on the first ag_loop_signal */
     sigset_t signal_mask;
@@ -115,7 +115,6 @@ void ag_loop_free(struct ag_loop *loop)
     if (loop->epfd >= 0)
         close(loop->epfd);
     free_tasks(loop->posted_head);
-    free_tasks(loop->deferred_head);
     pthread_mutex_destroy(&loop->post_lock);
     free(loop->heap);
     free(loop);
@@ -325,22 +324,86 @@ static void run_posted(struct ag_io *io, unsigned events)
     }
 }
 
+void ag_deferred_init(struct ag_deferred *d, void (*fn)(struct ag_deferred *d))
+{
+    *d = (struct ag_deferred){.fn = fn};
+}
+
+bool ag_deferred_queued(const struct ag_deferred *d)
+{
+    return d->queued;
+}
+
+void ag_loop_defer_node(struct ag_loop *loop, struct ag_deferred *d)
+{
+    if (d->queued)
+        return;
+    d->queued = true;
+    d->next = NULL;
+    if (loop->deferred_tail)
+        loop->deferred_tail->next = d;
+    else
+        loop->deferred_head = d;
+    loop->deferred_tail = d;
+}
+
+void ag_loop_defer_cancel(struct ag_loop *loop, struct ag_deferred *d)
+{
+    if (!d->queued)
+        return;
+    struct ag_deferred *prev = NULL;
+    for (struct ag_deferred *it = loop->deferred_head; it; prev = it, it = it->next) {
+        if (it != d)
+            continue;
+        if (prev)
+            prev->next = d->next;
+        else
+            loop->deferred_head = d->next;
+        if (loop->deferred_tail == d)
+            loop->deferred_tail = prev;
+        break;
+    }
+    d->queued = false;
+}
+
+/* A one-off deferred call: the node and its argument, freed once it ran. */
+struct deferred_task {
+    struct ag_deferred node;
+    void (*fn)(void *arg);
+    void *arg;
+};
+
+static void run_deferred_task(struct ag_deferred *d)
+{
+    struct deferred_task *t = AG_CONTAINER_OF(d, struct deferred_task, node);
+    void (*fn)(void *) = t->fn;
+    void *arg = t->arg;
+    free(t);
+    fn(arg);
+}
+
 int ag_loop_defer(struct ag_loop *loop, void (*fn)(void *arg), void *arg)
 {
-    return push_task(&loop->deferred_head, &loop->deferred_tail, fn, arg);
+    struct deferred_task *t = malloc(sizeof *t);
+    if (!t)
+        return AG_ENOMEM;
+    ag_deferred_init(&t->node, run_deferred_task);
+    t->fn = fn;
+    t->arg = arg;
+    ag_loop_defer_node(loop, &t->node);
+    return 0;
 }
 
 static void run_deferred(struct ag_loop *loop)
 {
+    /* Nodes queued while this runs (a callback deferring more) run in the same pass. */
     while (loop->deferred_head) {
-        struct task *t = loop->deferred_head;
-        loop->deferred_head = loop->deferred_tail = NULL;
-        while (t) {
-            struct task *next = t->next;
-            t->fn(t->arg);
-            free(t);
-            t = next;
-        }
+        struct ag_deferred *d = loop->deferred_head;
+        loop->deferred_head = d->next;
+        if (!loop->deferred_head)
+            loop->deferred_tail = NULL;
+        d->queued = false;
+        d->fn(d);
     }
 }
 

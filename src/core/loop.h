@@ -114,8 +114,34 @@ bool ag_timer_active(const struct ag_timer *timer);
 int ag_loop_post(struct ag_loop *loop, void (*fn)(void *arg), void *arg);
 
 /*
- * Runs fn(arg) on this loop's thread once the current batch of callbacks is over; the way to
- * free an object from inside its own callback. Returns 0 or AG_ENOMEM.
+ * A deferred call embedded in its owner, so that scheduling it cannot fail (no allocation).
+ * Prepare it with ag_deferred_init; fn gets the node back (use AG_CONTAINER_OF).
+ */
+struct ag_deferred {
+    void (*fn)(struct ag_deferred *d);
+    struct ag_deferred *next;
+    bool queued;
+};
+
+/* Prepares d, not queued, to call fn. */
+void ag_deferred_init(struct ag_deferred *d, void (*fn)(struct ag_deferred *d));
+
+/*
+ * Queues d to run on this loop's thread once the current batch of callbacks is over, in the
+ * order queued; the way to act after, or free an object from inside, its own callback. A d
+ * already queued stays queued once. Never fails.
+ */
+void ag_loop_defer_node(struct ag_loop *loop, struct ag_deferred *d);
+
+/* Takes d off the queue if it is there (before freeing its owner, say). */
+void ag_loop_defer_cancel(struct ag_loop *loop, struct ag_deferred *d);
+
+/* True while d is queued. */
+bool ag_deferred_queued(const struct ag_deferred *d);
+
+/*
+ * As ag_loop_defer_node for a one-off fn(arg) with no node of its own: allocates one.
+ * Returns 0 or AG_ENOMEM (then fn will not run).
  */
 int ag_loop_defer(struct ag_loop *loop, void (*fn)(void *arg), void *arg);
 

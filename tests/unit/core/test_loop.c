@@ -650,6 +650,62 @@ static void free_runs_pending_defers(void **state)
     assert_true(deferred_ran);
 }
 
+/* Embedded deferred nodes: order of queueing, once per queueing, cancel anywhere in the queue. */
+struct node_probe {
+    struct ag_deferred node;
+    int id;
+};
+
+static int node_order[8];
+static size_t node_runs;
+
+static void on_node(struct ag_deferred *d)
+{
+    struct node_probe *p = AG_CONTAINER_OF(d, struct node_probe, node);
+    assert_true(node_runs < 8);
+    assert_false(ag_deferred_queued(d)); /* off the queue before it runs: it may queue itself */
+    node_order[node_runs++] = p->id;
+}
+
+static void on_node_stop(struct ag_timer *t)
+{
+    (void)t;
+    ag_loop_stop(loop);
+}
+
+static void deferred_nodes_order_and_cancel(void **state)
+{
+    (void)state;
+    struct node_probe p[5];
+    for (int i = 0; i < 5; i++) {
+        ag_deferred_init(&p[i].node, on_node);
+        p[i].id = i;
+        assert_false(ag_deferred_queued(&p[i].node));
+    }
+    node_runs = 0;
+    ag_loop_defer_node(loop, &p[0].node);
+    ag_loop_defer_node(loop, &p[1].node);
+    ag_loop_defer_node(loop, &p[2].node);
+    ag_loop_defer_node(loop, &p[0].node); /* already queued: stays where it is, runs once */
+    ag_loop_defer_node(loop, &p[3].node);
+    ag_loop_defer_node(loop, &p[4].node);
+    assert_true(ag_deferred_queued(&p[2].node));
+    ag_loop_defer_cancel(loop, &p[0].node); /* head */
+    ag_loop_defer_cancel(loop, &p[2].node); /* middle */
+    ag_loop_defer_cancel(loop, &p[4].node); /* tail */
+    ag_loop_defer_cancel(loop, &p[4].node); /* not queued: nothing happens */
+    assert_false(ag_deferred_queued(&p[4].node));
+    ag_loop_defer_node(loop, &p[4].node); /* the tail was fixed: this goes last */
+    struct ag_timer stop;
+    ag_timer_init(&stop, on_node_stop);
+    assert_int_equal(ag_timer_start(loop, &stop, 0), 0);
+    assert_int_equal(ag_loop_run(loop), 0);
+    assert_int_equal(node_runs, 3);
+    assert_int_equal(node_order[0], 1);
+    assert_int_equal(node_order[1], 3);
+    assert_int_equal(node_order[2], 4);
+}
+
 static void clock_moves_forward(void **state)
 {
     (void)state;
@@ -770,6 +826,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(signals_through_signalfd, loop_setup, loop_teardown),
         cmocka_unit_test_setup_teardown(stop_before_run_returns_at_once, loop_setup, loop_teardown),
         cmocka_unit_test_setup_teardown(free_runs_pending_defers, loop_setup, loop_teardown),
+        cmocka_unit_test_setup_teardown(deferred_nodes_order_and_cancel, loop_setup, loop_teardown),
         cmocka_unit_test_setup_teardown(clock_moves_forward, loop_setup, loop_teardown),
         cmocka_unit_test_setup_teardown(signal_setup_failure_leaves_no_stale_fd, loop_setup,
                                         loop_teardown),
