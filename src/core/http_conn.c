@@ -34,8 +34,9 @@ struct ag_http_conn {
     uint64_t head_started_ms; /* first byte of the head being read */
     struct ag_buf in, out;
     struct ag_http_exchange *ex;
-    struct ag_deferred kick;    /* a run after a handler acted from outside the connection */
-    struct ag_deferred release; /* the free after a close, once the callbacks are over */
+    /* Open: a run after a handler acted from outside the connection. Closed: the free, once
+     * the callbacks are over. One node serves both: a close cancels the pending run. */
+    struct ag_deferred deferred;
     bool can_read, can_write, closing, closed, in_run;
 };
 
@@ -139,14 +140,14 @@ static void exchange_free(struct ag_http_worker *w, struct ag_http_exchange *ex)
 
 static void kick_cb(struct ag_deferred *d)
 {
-    conn_run(AG_CONTAINER_OF(d, struct ag_http_conn, kick));
+    conn_run(AG_CONTAINER_OF(d, struct ag_http_conn, deferred));
 }
 
 /* Makes the connection act on what a handler just did, never inside the handler's own call. */
 static void conn_kick(struct ag_http_conn *c)
 {
     if (!c->in_run && !c->closed)
-        ag_loop_defer_node(c->w->loop, &c->kick);
+        ag_loop_defer_node(c->w->loop, &c->deferred);
 }
 
 static int conn_flush(struct ag_http_conn *c)
@@ -734,7 +735,7 @@ static void conn_on_io(struct ag_io *io, unsigned events)
 
 static void conn_free(struct ag_deferred *d)
 {
-    free(AG_CONTAINER_OF(d, struct ag_http_conn, release));
+    free(AG_CONTAINER_OF(d, struct ag_http_conn, deferred));
 }
 
 static void conn_close(struct ag_http_conn *c)
@@ -762,8 +763,9 @@ static void conn_close(struct ag_http_conn *c)
     if (c->next)
         c->next->prev = c->prev;
     w->conn_count--;
-    ag_loop_defer_cancel(w->loop, &c->kick);
-    ag_loop_defer_node(w->loop, &c->release);
+    ag_loop_defer_cancel(w->loop, &c->deferred);
+    ag_deferred_init(&c->deferred, conn_free);
+    ag_loop_defer_node(w->loop, &c->deferred);
     if (w->draining && w->conn_count == 0)
         ag_loop_stop(w->loop);
 }
@@ -783,8 +785,7 @@ void ag_http_conn_accept(struct ag_http_worker *w, int fd)
                             BODY_SPACE_MIN + 4096);
     ag_buf_init(&c->out, OUT_MAX);
     ag_timer_init(&c->timer, conn_on_timer);
-    ag_deferred_init(&c->kick, kick_cb);
-    ag_deferred_init(&c->release, conn_free);
+    ag_deferred_init(&c->deferred, kick_cb);
     c->activity_ms = ag_loop_now(w->loop);
     if (ag_loop_io_add(w->loop, &c->io, fd, AG_IO_READ | AG_IO_WRITE | AG_IO_EDGE, conn_on_io) <
         0) {
