@@ -145,16 +145,6 @@ static int pool_get(struct ag_http_client *client, const char *address, struct a
 
 /* ---- requests ---- */
 
-static bool is_token(struct ag_str s)
-{
-    if (s.len == 0)
-        return false;
-    for (size_t i = 0; i < s.len; i++)
-        if (!ag_http_is_tchar((unsigned char)s.p[i]))
-            return false;
-    return true;
-}
-
 /* Visible ASCII only: what a target or a Host may hold. */
 static bool is_visible(struct ag_str s)
 {
@@ -162,14 +152,6 @@ static bool is_visible(struct ag_str s)
         return false;
     for (size_t i = 0; i < s.len; i++)
         if (s.p[i] < 0x21 || s.p[i] > 0x7e)
-            return false;
-    return true;
-}
-
-static bool value_valid(struct ag_str v)
-{
-    for (size_t i = 0; i < v.len; i++)
-        if (v.p[i] == '\r' || v.p[i] == '\n' || v.p[i] == '\0')
             return false;
     return true;
 }
@@ -206,7 +188,7 @@ static int request_check(const struct ag_http_client_request *req,
         return ag_err_set(err, AG_EINVAL, "on_response, on_body and on_error are required");
     if (!req->address)
         return ag_err_set(err, AG_EINVAL, "the request has no address");
-    if (!is_token(req->method))
+    if (!ag_http_is_token(req->method))
         return ag_err_set(err, AG_EINVAL, "the method must be a token");
     if (!is_visible(req->target))
         return ag_err_set(err, AG_EINVAL, "the target must be visible ASCII without spaces");
@@ -216,9 +198,9 @@ static int request_check(const struct ag_http_client_request *req,
         return ag_err_set(err, AG_EINVAL, "header_count without headers");
     for (size_t i = 0; i < req->header_count; i++) {
         const struct ag_http_header *h = &req->headers[i];
-        if (!is_token(h->name))
+        if (!ag_http_is_token(h->name))
             return ag_err_set(err, AG_EINVAL, "field %zu: the name must be a token", i);
-        if (!value_valid(h->value))
+        if (!ag_http_field_value_safe(h->value))
             return ag_err_set(err, AG_EINVAL, "field %zu: CR, LF or NUL in the value", i);
         if (field_reserved(h->name))
             return ag_err_set(err, AG_EINVAL, "field %.*s is written by the client",

@@ -195,21 +195,6 @@ static size_t u64_to_dec(uint64_t v, char out[20])
     return n;
 }
 
-static bool header_valid(const struct ag_http_header *h)
-{
-    if (h->name.len == 0)
-        return false;
-    for (size_t i = 0; i < h->name.len; i++)
-        if (!ag_http_is_tchar((unsigned char)h->name.p[i]))
-            return false;
-    for (size_t i = 0; i < h->value.len; i++) {
-        char ch = h->value.p[i];
-        if (ch == '\r' || ch == '\n' || ch == '\0')
-            return false;
-    }
-    return true;
-}
-
 #define APPEND_LIT(b, lit) ag_buf_append((b), (lit), sizeof(lit) - 1)
 
 static const char continue_line[] = "HTTP/1.1 100 Continue\r\n\r\n";
@@ -242,7 +227,7 @@ int ag_http_response_start(struct ag_http_exchange *ex, int status,
     if (status < 200 || status > 599)
         return AG_EINVAL;
     for (size_t i = 0; i < count; i++)
-        if (!header_valid(&headers[i]))
+        if (!ag_http_is_token(headers[i].name) || !ag_http_field_value_safe(headers[i].value))
             return AG_EINVAL;
     if (c->w->draining)
         ex->keep_alive = false;
@@ -377,6 +362,19 @@ int ag_http_respond(struct ag_http_exchange *ex, int status, const char *content
 
 int ag_http_respond_problem(struct ag_http_exchange *ex, int status, const char *detail)
 {
+    return ag_http_respond_problem_with(ex, status, detail, NULL, 0);
+}
+
+int ag_http_respond_problem_with(struct ag_http_exchange *ex, int status, const char *detail,
+                                 const struct ag_http_header *headers, size_t count)
+{
+    enum { EXTRA_MAX = 8 };
+    if (count > EXTRA_MAX)
+        return AG_EINVAL;
+    struct ag_http_header fields[EXTRA_MAX + 1] = {
+        {AG_STR("Content-Type"), AG_STR("application/problem+json")}};
+    for (size_t i = 0; i < count; i++)
+        fields[i + 1] = headers[i];
     struct ag_buf body;
     ag_buf_init(&body, 8192);
     const char *title = ag_http_reason(status);
@@ -387,8 +385,9 @@ int ag_http_respond_problem(struct ag_http_exchange *ex, int status, const char 
         rc = rc ? rc : ag_json_append_string(&body, ag_str_from_cstr(detail));
     }
     rc = rc ? rc : APPEND_LIT(&body, "}");
-    if (rc == 0)
-        rc = ag_http_respond(ex, status, "application/problem+json", body.data, body.len);
+    rc = rc ? rc : ag_http_response_start(ex, status, fields, count + 1, (int64_t)body.len);
+    rc = rc ? rc : ag_http_response_write(ex, body.data, body.len);
+    rc = rc ? rc : ag_http_response_end(ex);
     ag_buf_release(&body);
     return rc;
 }
@@ -531,9 +530,9 @@ static int conn_read_head(struct ag_http_conn *c, struct ag_http_exchange *ex)
         if (buf_acquire(c->w, &c->in) < 0)
             return AG_ENOMEM;
         if (ag_buf_space(&c->in) < 1024) {
-            /* A head larger than the block: grow up to what the limits allow. */
-            if (ag_buf_reserve(&c->in, c->in.cap) < 0 &&
-                ag_buf_reserve(&c->in, c->in.max - c->in.off - c->in.len) < 0) {
+            /* A head larger than the block: grow (doubling) up to what the limits allow. The
+             * parser refuses an over-long head before this can fail; if it ever did, 431. */
+            if (ag_buf_reserve(&c->in, 1024) < 0) {
                 exchange_refuse(c, 431, "the request head is over its size limit");
                 return READ_PROGRESS;
             }
@@ -656,10 +655,9 @@ static uint64_t conn_deadline(const struct ag_http_conn *c)
     const struct ag_http_exchange *ex = c->ex;
     if (c->out.len > 0 && !c->can_write)
         return c->activity_ms + cfg->write_timeout_ms;
-    if (!ex)
-        return c->in.len ? c->head_started_ms + cfg->header_timeout_ms
-                         : c->activity_ms + cfg->idle_timeout_ms;
-    if (!ex->dispatched)
+    if (!ex && c->in.len == 0)
+        return c->activity_ms + cfg->idle_timeout_ms;
+    if (!ex || !ex->dispatched) /* a head is arriving, or waits in the buffer */
         return (c->head_started_ms ? c->head_started_ms : c->activity_ms) + cfg->header_timeout_ms;
     if (!ex->body_done && c->out.len <= HIGH_WATER)
         return c->activity_ms + cfg->body_timeout_ms;

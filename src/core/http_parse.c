@@ -62,6 +62,25 @@ static void classes_init_once(void)
     pthread_once(&once, classes_build);
 }
 
+bool ag_http_is_token(struct ag_str s)
+{
+    classes_init_once();
+    if (s.len == 0)
+        return false;
+    for (size_t i = 0; i < s.len; i++)
+        if (!(byte_class[(unsigned char)s.p[i]] & C_TCHAR))
+            return false;
+    return true;
+}
+
+bool ag_http_field_value_safe(struct ag_str v)
+{
+    for (size_t i = 0; i < v.len; i++)
+        if (v.p[i] == '\r' || v.p[i] == '\n' || v.p[i] == '\0')
+            return false;
+    return true;
+}
+
 int ag_http_limits_check(const struct ag_http_limits *l, struct ag_err *err)
 {
     if (l->max_headers == 0 || l->max_headers > AG_HTTP_HEADERS_CAP)
@@ -428,10 +447,7 @@ static int on_transfer_coding(struct ag_http_parser *p, struct framing *f, struc
     struct ag_str name;
     ag_str_split(coding, ';', &name);
     name = ag_str_trim_ows(name);
-    for (size_t i = 0; i < name.len; i++)
-        if (!(byte_class[(unsigned char)name.p[i]] & C_TCHAR))
-            return refuse(p, 400, "malformed Transfer-Encoding");
-    if (name.len == 0)
+    if (!ag_http_is_token(name))
         return refuse(p, 400, "malformed Transfer-Encoding");
     if (f->chunked)
         return refuse(p, 400, "chunked must be the last transfer coding, applied once");

@@ -137,4 +137,13 @@ const char *ag_http_reason(int status);
 /* True when c may appear in a token (RFC 9110 §5.6.2). */
 bool ag_http_is_tchar(unsigned char c);
 
+/* True when s is a non-empty token: a valid method or field name. */
+bool ag_http_is_token(struct ag_str s);
+
+/*
+ * True when a field value to be sent holds no CR, LF or NUL, so that it cannot end its line
+ * early (header injection, response splitting).
+ */
+bool ag_http_field_value_safe(struct ag_str v);
+
 #endif

@@ -130,4 +130,11 @@ int ag_http_respond(struct ag_http_exchange *ex, int status, const char *content
  */
 int ag_http_respond_problem(struct ag_http_exchange *ex, int status, const char *detail);
 
+/*
+ * As ag_http_respond_problem with up to 8 extra header fields (Allow for a 405,
+ * WWW-Authenticate for a 401, Retry-After for a 429...). AG_EINVAL for more than 8.
+ */
+int ag_http_respond_problem_with(struct ag_http_exchange *ex, int status, const char *detail,
+                                 const struct ag_http_header *headers, size_t count);
+
 #endif

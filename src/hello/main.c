@@ -69,15 +69,8 @@ static int path_number(struct ag_str path, struct ag_str prefix, uint64_t max, u
 
 static void method_not_allowed(struct ag_http_exchange *ex, const char *allow)
 {
-    /* 405 must name what is allowed; the problem body says it too. */
-    struct ag_http_header h[] = {{AG_STR("Allow"), ag_str_from_cstr(allow)},
-                                 {AG_STR("Content-Type"), AG_STR("application/problem+json")}};
-    static const char body[] = "{\"type\":\"about:blank\",\"title\":\"Method Not Allowed\","
-                               "\"status\":405}";
-    if (ag_http_response_start(ex, 405, h, 2, sizeof body - 1) == 0) {
-        ag_http_response_write(ex, body, sizeof body - 1);
-        ag_http_response_end(ex);
-    }
+    struct ag_http_header h = {AG_STR("Allow"), ag_str_from_cstr(allow)};
+    ag_http_respond_problem_with(ex, 405, NULL, &h, 1); /* 405 must name what is allowed */
 }
 
 static void on_request(struct ag_http_exchange *ex)

@@ -1257,6 +1257,24 @@ static void tchar_class(void **state)
     }
 }
 
+/* What may be sent: tokens for methods and names, values that cannot end their line early. */
+static void sendable_fields(void **state)
+{
+    (void)state;
+    assert_true(ag_http_is_token(AG_STR("X-Request-Id")));
+    assert_true(ag_http_is_token(AG_STR("GET")));
+    assert_false(ag_http_is_token(AG_STR("")));
+    assert_false(ag_http_is_token(AG_STR("X Y")));
+    assert_false(ag_http_is_token(AG_STR("X:")));
+    assert_false(ag_http_is_token(AG_STR("X\r\nY")));
+    assert_true(ag_http_field_value_safe(AG_STR("")));
+    assert_true(ag_http_field_value_safe(AG_STR("text/plain; q=0.5\t\xe9")));
+    assert_false(ag_http_field_value_safe(AG_STR("a\r\nSet-Cookie: x=1")));
+    assert_false(ag_http_field_value_safe(AG_STR("a\nb")));
+    assert_false(ag_http_field_value_safe(AG_STR("a\rb")));
+    assert_false(ag_http_field_value_safe((struct ag_str){"a\0b", 3}));
+}
+
 /* ---- ag_http_limits_check ---- */
 
 static void limits_check(void **state)
@@ -1459,6 +1477,7 @@ int main(void)
         cmocka_unit_test(header_get),
         cmocka_unit_test(reason_phrases),
         cmocka_unit_test(tchar_class),
+        cmocka_unit_test(sendable_fields),
         cmocka_unit_test(limits_check),
         cmocka_unit_test(refusal_is_sticky),
         cmocka_unit_test(empty_input_needs_more),
