@@ -1,6 +1,7 @@
 /* The HTTP/1.1 server connection: reads heads and bodies, runs exchanges, writes responses. */
 #include "core/http_conn.h"
 
+#include <arpa/inet.h>
 #include <errno.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
@@ -38,6 +39,8 @@ struct ag_http_conn {
      * the callbacks are over. One node serves both: a close cancels the pending run. */
     struct ag_deferred deferred;
     bool can_read, can_write, closing, closed, in_run;
+    uint8_t peer_family; /* AF_INET or AF_INET6, 0 when unknown */
+    uint8_t peer[16];    /* the client's address, network order */
 };
 
 struct ag_http_exchange {
@@ -54,7 +57,7 @@ struct ag_http_exchange {
     bool handler_saw;   /* on_request ran, so on_close is owed */
     bool in_on_request, continue_pending;
     bool body_done, discarding, continue_sent;
-    bool started, ended, congested, keep_alive, chunked, drop_body;
+    bool started, ended, congested, keep_alive, chunked, drop_body, body_paused, aborted;
     struct ag_http_request req; /* last: the large header array */
 };
 
@@ -346,6 +349,21 @@ int ag_http_response_end(struct ag_http_exchange *ex)
     return 0;
 }
 
+int ag_http_response_abort(struct ag_http_exchange *ex)
+{
+    struct ag_http_conn *c = ex->conn;
+    if (ex->ended || !c || c->closed)
+        return AG_ECLOSED;
+    ex->aborted = true;
+    ex->ended = true;
+    ex->keep_alive = false;
+    ex->body_done = true; /* nothing more is read: the connection ends after the output */
+    ex->continue_pending = false;
+    c->closing = true;
+    conn_kick(c);
+    return 0;
+}
+
 bool ag_http_response_congested(const struct ag_http_exchange *ex)
 {
     return ex->conn && ex->conn->out.len > HIGH_WATER;
@@ -402,6 +420,38 @@ const struct ag_http_request *ag_http_exchange_request(const struct ag_http_exch
 struct ag_loop *ag_http_exchange_loop(const struct ag_http_exchange *ex)
 {
     return ex->conn->w->loop;
+}
+
+void *ag_http_exchange_worker(const struct ag_http_exchange *ex)
+{
+    return ex->conn->w->data;
+}
+
+int ag_http_exchange_peer(const struct ag_http_exchange *ex, char *out, size_t len)
+{
+    const struct ag_http_conn *c = ex->conn;
+    char text[INET6_ADDRSTRLEN];
+    const char *r = NULL;
+    if (c->peer_family == AF_INET6)
+        r = inet_ntop(AF_INET6, c->peer, text, sizeof text);
+    else if (c->peer_family == AF_INET)
+        r = inet_ntop(AF_INET, c->peer, text, sizeof text);
+    if (!r)
+        memcpy(text, "unknown", sizeof "unknown");
+    size_t n = strlen(text);
+    if (n + 1 > len)
+        return AG_ERANGE;
+    memcpy(out, text, n + 1);
+    return (int)n;
+}
+
+void ag_http_exchange_pause_body(struct ag_http_exchange *ex, bool paused)
+{
+    if (ex->body_paused == paused)
+        return;
+    ex->body_paused = paused;
+    if (!paused)
+        conn_kick(ex->conn);
 }
 
 void *ag_http_exchange_ctx(const struct ag_http_exchange *ex)
@@ -634,9 +684,11 @@ static int conn_advance(struct ag_http_conn *c)
         } else if (!ex->body_done) {
             if (c->out.len > HIGH_WATER && !ex->discarding)
                 return 0; /* the client reads slower than it sends: let it catch up */
+            if (ex->body_paused && !ex->discarding)
+                return 0; /* the handler cannot take more yet */
             rc = conn_read_body(c, ex);
         } else if (ex->ended) {
-            exchange_finish(c, true);
+            exchange_finish(c, !ex->aborted);
             rc = READ_PROGRESS;
         } else {
             return 0; /* the handler is at work */
@@ -659,7 +711,7 @@ static uint64_t conn_deadline(const struct ag_http_conn *c)
         return c->activity_ms + cfg->idle_timeout_ms;
     if (!ex || !ex->dispatched) /* a head is arriving, or waits in the buffer */
         return (c->head_started_ms ? c->head_started_ms : c->activity_ms) + cfg->header_timeout_ms;
-    if (!ex->body_done && c->out.len <= HIGH_WATER)
+    if (!ex->body_done && c->out.len <= HIGH_WATER && !ex->body_paused)
         return c->activity_ms + cfg->body_timeout_ms;
     return 0;
 }
@@ -768,7 +820,27 @@ static void conn_close(struct ag_http_conn *c)
         ag_loop_stop(w->loop);
 }
 
-void ag_http_conn_accept(struct ag_http_worker *w, int fd)
+static void conn_set_peer(struct ag_http_conn *c, const struct sockaddr *peer)
+{
+    if (!peer)
+        return;
+    if (peer->sa_family == AF_INET) {
+        const struct sockaddr_in *in4 = (const struct sockaddr_in *)peer;
+        memcpy(c->peer, &in4->sin_addr, 4);
+        c->peer_family = AF_INET;
+    } else if (peer->sa_family == AF_INET6) {
+        const struct sockaddr_in6 *in6 = (const struct sockaddr_in6 *)peer;
+        if (IN6_IS_ADDR_V4MAPPED(&in6->sin6_addr)) {
+            memcpy(c->peer, &in6->sin6_addr.s6_addr[12], 4);
+            c->peer_family = AF_INET;
+        } else {
+            memcpy(c->peer, &in6->sin6_addr, 16);
+            c->peer_family = AF_INET6;
+        }
+    }
+}
+
+void ag_http_conn_accept(struct ag_http_worker *w, int fd, const struct sockaddr *peer)
 {
     struct ag_http_conn *c = calloc(1, sizeof *c);
     if (!c) {
@@ -778,6 +850,7 @@ void ag_http_conn_accept(struct ag_http_worker *w, int fd)
     int one = 1;
     setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
     c->w = w;
+    conn_set_peer(c, peer);
     /* Input grows past one block only for a head over 16 KiB, up to what the limits allow. */
     ag_buf_init(&c->in, w->cfg->limits.max_request_line + w->cfg->limits.max_header_bytes +
                             BODY_SPACE_MIN + 4096);

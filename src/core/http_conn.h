@@ -3,6 +3,7 @@
 #define AG_HTTP_CONN_H
 
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <time.h>
@@ -23,8 +24,9 @@ struct ag_http_worker {
     struct ag_timer accept_retry;
     struct ag_timer drain_deadline;
     struct ag_http_conn *conns; /* doubly linked, for drain */
-    size_t conn_count;
+    _Atomic size_t conn_count; /* read by other threads for metrics */
     bool draining;
+    void *data; /* from on_worker_start */
     /* Caches that keep the hot path free of malloc: 16 KiB buffers and exchanges. */
     char **buf_pool;
     size_t buf_pool_len;
@@ -35,8 +37,10 @@ struct ag_http_worker {
     char date[40];
 };
 
-/* Takes ownership of an accepted, non-blocking socket. Closes it on failure. */
-void ag_http_conn_accept(struct ag_http_worker *w, int fd);
+struct sockaddr;
+
+/* Takes ownership of an accepted, non-blocking socket from peer. Closes it on failure. */
+void ag_http_conn_accept(struct ag_http_worker *w, int fd, const struct sockaddr *peer);
 
 /* Starts the drain on this worker: idle connections close, busy ones close when done. */
 void ag_http_conn_drain_all(struct ag_http_worker *w);

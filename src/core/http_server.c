@@ -30,6 +30,8 @@ struct ag_http_server {
     struct ag_loop *control; /* the thread in ag_http_server_run: signals and shutdown */
     struct ag_signal sigterm, sigint;
     atomic_bool shutting_down;
+    atomic_bool worker_failed;
+    unsigned started; /* worker threads running (ag_http_server_start) */
 };
 
 void ag_http_server_config_defaults(struct ag_http_server_config *cfg)
@@ -62,9 +64,11 @@ static void worker_on_accept(struct ag_io *io, unsigned events)
     (void)events;
     struct ag_http_worker *w = AG_CONTAINER_OF(io, struct ag_http_worker, listen_io);
     for (int i = 0; i < ACCEPTS_PER_WAKEUP && !w->draining; i++) {
-        int fd = accept4(io->fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+        struct sockaddr_storage peer;
+        socklen_t peer_len = sizeof peer;
+        int fd = accept4(io->fd, (struct sockaddr *)&peer, &peer_len, SOCK_NONBLOCK | SOCK_CLOEXEC);
         if (fd >= 0) {
-            ag_http_conn_accept(w, fd);
+            ag_http_conn_accept(w, fd, (const struct sockaddr *)&peer);
             continue;
         }
         if (errno == EINTR || errno == ECONNABORTED)
@@ -211,6 +215,14 @@ uint16_t ag_http_server_port(const struct ag_http_server *srv)
     return ag_addr_port(&srv->addr);
 }
 
+size_t ag_http_server_connections(const struct ag_http_server *srv)
+{
+    size_t n = 0;
+    for (unsigned i = 0; i < srv->worker_count; i++)
+        n += atomic_load_explicit(&srv->workers[i].conn_count, memory_order_relaxed);
+    return n;
+}
+
 unsigned ag_http_server_worker_count(const struct ag_http_server *srv)
 {
     return srv->worker_count;
@@ -219,9 +231,43 @@ unsigned ag_http_server_worker_count(const struct ag_http_server *srv)
 static void *worker_main(void *arg)
 {
     struct ag_http_worker *w = arg;
+    const struct ag_http_server_config *cfg = w->cfg;
+    if (cfg->on_worker_start && cfg->on_worker_start(w->loop, w->index, cfg->ctx, &w->data) < 0) {
+        ag_log_error("worker could not start", AG_F_UINT("worker", w->index));
+        atomic_store(&w->srv->worker_failed, true);
+        ag_http_server_shutdown(w->srv);
+        return NULL;
+    }
     ag_loop_run(w->loop);
     ag_http_conn_close_all(w);
+    if (cfg->on_worker_stop)
+        cfg->on_worker_stop(w->loop, w->index, cfg->ctx, w->data);
     return NULL;
+}
+
+int ag_http_server_start(struct ag_http_server *srv, struct ag_err *err)
+{
+    int rc = 0;
+    for (; srv->started < srv->worker_count; srv->started++) {
+        int e = pthread_create(&srv->workers[srv->started].thread, NULL, worker_main,
+                               &srv->workers[srv->started]);
+        if (e != 0) {
+            errno = e;
+            rc = ag_err_sys(err, "pthread_create");
+            ag_http_server_shutdown(srv);
+            ag_http_server_join(srv);
+            break;
+        }
+    }
+    return rc;
+}
+
+int ag_http_server_join(struct ag_http_server *srv)
+{
+    for (unsigned i = 0; i < srv->started; i++)
+        pthread_join(srv->workers[i].thread, NULL);
+    srv->started = 0;
+    return atomic_load(&srv->worker_failed) ? AG_EINVAL : 0;
 }
 
 int ag_http_server_run(struct ag_http_server *srv, struct ag_err *err)
@@ -238,21 +284,12 @@ int ag_http_server_run(struct ag_http_server *srv, struct ag_err *err)
         rc = ag_err_sys(err, "signalfd");
         goto out;
     }
-    unsigned started = 0;
-    for (; started < srv->worker_count; started++) {
-        int e = pthread_create(&srv->workers[started].thread, NULL, worker_main,
-                               &srv->workers[started]);
-        if (e != 0) {
-            errno = e;
-            rc = ag_err_sys(err, "pthread_create");
-            break;
-        }
-    }
+    rc = ag_http_server_start(srv, err);
     if (rc == 0 && !atomic_load(&srv->shutting_down))
         ag_loop_run(srv->control);
     ag_http_server_shutdown(srv);
-    for (unsigned i = 0; i < started; i++)
-        pthread_join(srv->workers[i].thread, NULL);
+    if (ag_http_server_join(srv) < 0 && rc == 0)
+        rc = ag_err_set(err, AG_EINVAL, "a worker could not start");
 out:
     ag_loop_free(srv->control);
     srv->control = NULL;

@@ -50,6 +50,15 @@ struct ag_http_server_config {
     uint32_t drain_timeout_ms;  /* after SIGTERM: in-flight requests get this long */
     const struct ag_http_handler *handler;
     void *ctx; /* returned by ag_http_exchange_ctx */
+    /*
+     * Optional: runs on each worker thread before it serves, to make per-thread state (a
+     * client on the worker's loop, caches). Returns 0 and sets *worker_data (returned by
+     * ag_http_exchange_worker), or a negative code: the server then shuts down and
+     * ag_http_server_run or ag_http_server_join returns AG_EINVAL.
+     */
+    int (*on_worker_start)(struct ag_loop *loop, unsigned index, void *ctx, void **worker_data);
+    /* Optional: runs on the worker thread after its last connection closed. */
+    void (*on_worker_stop)(struct ag_loop *loop, unsigned index, void *ctx, void *worker_data);
 };
 
 /* The defaults: limits as ag_http_default_limits, timeouts 10 s / 30 s / 60 s / 30 s / 10 s. */
@@ -66,6 +75,9 @@ int ag_http_server_new(const struct ag_http_server_config *cfg, struct ag_http_s
 /* The bound port (useful after listening on port 0). */
 uint16_t ag_http_server_port(const struct ag_http_server *srv);
 
+/* Open client connections over all workers (a snapshot, from any thread). */
+size_t ag_http_server_connections(const struct ag_http_server *srv);
+
 /* The number of worker threads (cfg.workers, or the CPU count when that was 0). */
 unsigned ag_http_server_worker_count(const struct ag_http_server *srv);
 
@@ -77,6 +89,20 @@ unsigned ag_http_server_worker_count(const struct ag_http_server *srv);
  */
 int ag_http_server_run(struct ag_http_server *srv, struct ag_err *err);
 
+/*
+ * For a process that runs several servers or handles signals itself: starts the worker threads
+ * and returns. The caller must block SIGPIPE (and the signals it handles) before, and calls
+ * ag_http_server_shutdown then ag_http_server_join. Returns 0 or AG_ESYS (no thread left
+ * running).
+ */
+int ag_http_server_start(struct ag_http_server *srv, struct ag_err *err);
+
+/*
+ * Waits for the workers started by ag_http_server_start to end (after a shutdown). Returns 0,
+ * or AG_EINVAL when a worker's on_worker_start failed.
+ */
+int ag_http_server_join(struct ag_http_server *srv);
+
 /* Starts a drain as SIGTERM would; safe from any thread. */
 void ag_http_server_shutdown(struct ag_http_server *srv);
 
@@ -87,6 +113,21 @@ void ag_http_server_free(struct ag_http_server *srv);
 
 const struct ag_http_request *ag_http_exchange_request(const struct ag_http_exchange *ex);
 struct ag_loop *ag_http_exchange_loop(const struct ag_http_exchange *ex);
+/* The worker_data set by on_worker_start for the worker serving ex (NULL without the hook). */
+void *ag_http_exchange_worker(const struct ag_http_exchange *ex);
+/*
+ * Writes the client's IP address as text ("203.0.113.9", "2001:db8::1"; an IPv4-mapped IPv6
+ * address as IPv4) into out, NUL-terminated. Returns its length, or AG_ERANGE when len is too
+ * small (46 bytes always suffice).
+ */
+int ag_http_exchange_peer(const struct ag_http_exchange *ex, char *out, size_t len);
+/*
+ * Stops (true) or resumes (false) reading the request body: while paused no on_body fires, the
+ * client is held back by TCP flow control, and the body timeout does not run (the handler
+ * bounds the wait). A proxy pauses while its upstream is congested. Harmless once the body
+ * ended.
+ */
+void ag_http_exchange_pause_body(struct ag_http_exchange *ex, bool paused);
 void *ag_http_exchange_ctx(const struct ag_http_exchange *ex);
 /* Per-exchange pointer for the handler, NULL until set. */
 void ag_http_exchange_set_data(struct ag_http_exchange *ex, void *data);
@@ -116,6 +157,15 @@ int ag_http_response_write(struct ag_http_exchange *ex, const void *data, size_t
  * the connection closes after what was written. Returns 0 or AG_ECLOSED.
  */
 int ag_http_response_end(struct ag_http_exchange *ex);
+
+/*
+ * Gives up on the response (a proxy whose upstream failed mid-body): what is queued is still
+ * sent, then the connection closes without the response being framed as complete (no last
+ * chunk, or short of its Content-Length), so the client sees the truncation. on_close then
+ * reports completed = false. Before the start it just closes the connection. Returns 0, or
+ * AG_ECLOSED after the end or when the connection is gone.
+ */
+int ag_http_response_abort(struct ag_http_exchange *ex);
 
 /* True while queued output is over the high watermark (64 KiB). */
 bool ag_http_response_congested(const struct ag_http_exchange *ex);
