@@ -6,7 +6,6 @@ BUILD_ASAN   ?= build-asan
 BUILD_FUZZ   ?= build-fuzz
 JOBS         ?= $(shell nproc)
 FUZZ_SECONDS ?= 60
-LISTEN       ?= 127.0.0.1:8080
 PYTHON       ?= /usr/bin/python3
 
 # cmake --build runs make again; its "Entering directory" lines only add noise.
@@ -40,7 +39,7 @@ e2e-asan: unit
 test: unit e2e e2e-asan
 
 run: build
-	$(BUILD)/bin/agora-hello --listen $(LISTEN)
+	@scripts/run-dev $(BUILD)/bin
 
 bench: build
 	@bench/run

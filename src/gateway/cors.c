@@ -12,7 +12,7 @@ static const struct ag_str safelisted_methods[] = {AG_STR("GET"), AG_STR("HEAD")
 
 static bool is_star(const char *s)
 {
-    return s[0] == '*' && s[1] == '\0';
+    return s && s[0] == '*' && s[1] == '\0';
 }
 
 static bool is_alpha(char c)

@@ -8,6 +8,7 @@
 #include "core/config_yaml.h"
 #include "core/http_parse.h"
 #include "core/jwt.h"
+#include "gateway/ratelimit.h"
 #include "core/banned.h"
 
 #define FIELD(s, m) .offset = offsetof(struct s, m)
@@ -434,6 +435,13 @@ static int check_rate(struct gw_route_conf *rt, size_t i, const struct ag_config
     struct gw_rate_conf *rl = &rt->rate_limit;
     if (rl->burst == 0)
         rl->burst = rl->rate;
+    if (rl->rate) {
+        struct gw_rl_policy p = {rl->rate, rl->per_ms, rl->burst};
+        struct ag_err why = {0};
+        if (gw_rl_policy_check(&p, &why) < 0)
+            return fail_at(err, doc, node_line(doc, "routes", i, "rate_limit", NULL),
+                           "routes[%zu].rate_limit: %s", i, why.msg);
+    }
     size_t line = node_line(doc, "routes", i, "rate_limit", "key");
     if (strcmp(rl->key, "ip") == 0) {
         rl->key_kind = GW_RATE_KEY_IP;

@@ -149,7 +149,7 @@ static void hdrs_common(struct gw_req *r, struct hdrs *h)
     if (r->has_cors_headers)
         for (size_t i = 0; i < r->cors.count; i++)
             hdrs_put(h, r->cors.h[i]);
-    if (r->has_rl) {
+    if (r->has_rl && !r->rl.degraded) {
         snprintf(h->rl[0], sizeof h->rl[0], "%" PRIu64, r->rl.limit);
         snprintf(h->rl[1], sizeof h->rl[1], "%" PRIu64, r->rl.remaining);
         snprintf(h->rl[2], sizeof h->rl[2], "%" PRIu64, r->rl.reset_s);

@@ -37,8 +37,8 @@ int gw_rl_policy_check(const struct gw_rl_policy *p, struct ag_err *err)
 
 void gw_rl_bucket_init(struct gw_rl_bucket *b, const struct gw_rl_policy *p, uint64_t now_ms)
 {
-    *b = (struct gw_rl_bucket){.tokens = p->burst * p->per_ms, .last_ms = now_ms,
-                               .per_ms = p->per_ms};
+    *b = (struct gw_rl_bucket){
+        .tokens = p->burst * p->per_ms, .last_ms = now_ms, .per_ms = p->per_ms};
 }
 
 /* Brings b up to now_ms under p: converts its units if the policy changed, then refills. */
@@ -162,7 +162,7 @@ enum {
 
 /* One tracked key. */
 struct rl_entry {
-    struct rl_entry *chain;        /* next in its hash slot */
+    struct rl_entry *chain;         /* next in its hash slot */
     struct rl_entry *newer, *older; /* the shard's use order */
     uint64_t hash;
     struct gw_rl_bucket bucket;

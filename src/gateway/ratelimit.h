@@ -27,13 +27,13 @@
  */
 
 enum {
-    GW_RL_KEY_MAX = 512,                  /* longest key, in bytes */
-    GW_RL_MEMORY_DEFAULT_KEYS = 100000,   /* gw_rl_memory_new's max_keys when given 0 */
-    GW_RL_MEMORY_MAX_KEYS = 100000000,    /* largest max_keys accepted */
+    GW_RL_KEY_MAX = 512,                /* longest key, in bytes */
+    GW_RL_MEMORY_DEFAULT_KEYS = 100000, /* gw_rl_memory_new's max_keys when given 0 */
+    GW_RL_MEMORY_MAX_KEYS = 100000000,  /* largest max_keys accepted */
 };
 
-#define GW_RL_PER_MS_MAX UINT64_C(2678400000)   /* 31 days */
-#define GW_RL_UNITS_MAX  (UINT64_C(1) << 52)    /* bound on burst * per_ms and on rate */
+#define GW_RL_PER_MS_MAX UINT64_C(2678400000) /* 31 days */
+#define GW_RL_UNITS_MAX  (UINT64_C(1) << 52)  /* bound on burst * per_ms and on rate */
 
 /* A route's limit: `rate` tokens every `per_ms` ms, at most `burst` tokens saved up. */
 struct gw_rl_policy {

@@ -103,8 +103,8 @@ struct gw_rl_redis {
     int fd;
     unsigned io_bits; /* AG_IO_* bits watched on fd; 0: not in the loop */
 
-    uint32_t inflight;    /* decisions whose reply callback hiredis still owes */
-    uint64_t progress_ms; /* the latest reply, or when inflight last left 0 */
+    uint32_t inflight;              /* decisions whose reply callback hiredis still owes */
+    uint64_t progress_ms;           /* the latest reply, or when inflight last left 0 */
     struct gw_rl_pending *pendings; /* every live handle */
     struct gw_rl_redis_stats stats;
 };
@@ -217,8 +217,7 @@ static int parse_url(struct gw_rl_redis *r, const char *url, struct ag_err *err)
             return ag_err_set(err, AG_EINVAL,
                               "the rate limit store URL has a user but no password");
         if (decode_credential(user, r->user, &r->user_len) < 0 ||
-            decode_credential(password, r->password, &r->password_len) < 0 ||
-            r->password_len == 0)
+            decode_credential(password, r->password, &r->password_len) < 0 || r->password_len == 0)
             return ag_err_set(err, AG_EINVAL,
                               "the rate limit store URL has a bad, empty or too long password");
         hostport = (struct ag_str){authority.p + at, authority.len - at};
@@ -372,8 +371,8 @@ static int send_script(struct gw_rl_redis *r, struct gw_rl_pending *pd, bool by_
                           rate,
                           per,
                           burst};
-    size_t lens[] = {strlen(argv[0]), strlen(argv[1]), 1, pd->key_len,
-                     strlen(rate),    strlen(per),     strlen(burst)};
+    size_t lens[] = {strlen(argv[0]), strlen(argv[1]), 1, pd->key_len, strlen(rate),
+                     strlen(per),     strlen(burst)};
     if (redisAsyncCommandArgv(r->ac, on_reply, pd, 7, argv, lens) != REDIS_OK)
         return AG_ECLOSED;
     pd->in_hiredis = true;
@@ -422,7 +421,7 @@ static void on_reply(redisAsyncContext *ac, void *reply, void *privdata)
     if (!r->script_failing) {
         r->script_failing = true;
         struct ag_str text = rep->type == REDIS_REPLY_ERROR ? (struct ag_str){rep->str, rep->len}
-                                                             : AG_STR("unexpected reply");
+                                                            : AG_STR("unexpected reply");
         ag_log_warn("rate limit script failed", AG_F_STR("store", r->address),
                     AG_F_SLICE("reply", text));
     }
@@ -479,8 +478,8 @@ static void on_handshake_reply(redisAsyncContext *ac, void *reply, void *privdat
     if (ac != r->ac || !rep || rep->type != REDIS_REPLY_ERROR)
         return; /* a NULL reply: the connection is closing, and its callbacks say why */
     char reason[REASON_MAX];
-    snprintf(reason, sizeof reason, "handshake refused: %.*s", (int)(rep->len < 150 ? rep->len : 150),
-             rep->str);
+    snprintf(reason, sizeof reason, "handshake refused: %.*s",
+             (int)(rep->len < 150 ? rep->len : 150), rep->str);
     drop_connection(r, reason);
 }
 
