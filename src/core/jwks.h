@@ -29,7 +29,7 @@ enum {
  * array. Usable keys, in document order:
  *   - kty "EC", crv "P-256" (ES256) or "P-384" (ES384): x and y of exactly the field size and
  *     a point on the curve;
- *   - kty "RSA": n of 2048 to 16384 bits and e (RS256, RS384, RS512, PS256);
+ *   - kty "RSA": n of 2048 to 8192 bits, both n and e odd, e > 1 (RS256, RS384, RS512, PS256);
  *   - kty "OKP", crv "Ed25519": x of 32 bytes (EdDSA).
  * A key's "alg", when present, restricts it to that algorithm; "use", when present, must be
  * "sig"; "key_ops", when present, must contain "verify"; "kid" is optional (a string of at

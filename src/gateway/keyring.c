@@ -129,20 +129,16 @@ static int parse_uri(struct issuer *is, const char *uri, struct ag_err *err)
     if (host.len == 0 || ag_str_to_u64(port, 65535, &port_num) < 0 || port_num == 0)
         return ag_err_set(err, AG_EINVAL, "issuer %s: jwks_uri %s: bad host or port", is->name,
                           uri);
-    size_t addr_cap = host.len + 8;
+    size_t addr_cap = host.len + 8, path_cap = target.len + 2;
     is->address = malloc(addr_cap);
     is->host = dup_str(authority.p, authority.len);
-    is->path = target.len == 0      ? dup_str("/", 1)
-               : target.p[0] == '?' ? NULL /* "/?query", built below */
-                                    : dup_str(target.p, target.len);
-    if (target.len > 0 && target.p[0] == '?' && (is->path = malloc(target.len + 2)) != NULL) {
-        is->path[0] = '/';
-        memcpy(is->path + 1, target.p, target.len);
-        is->path[target.len + 1] = '\0';
-    }
+    is->path = malloc(path_cap);
     if (!is->address || !is->host || !is->path)
         return ag_err_set(err, AG_ENOMEM, "out of memory");
     snprintf(is->address, addr_cap, "%.*s:%u", (int)host.len, host.p, (unsigned)port_num);
+    /* An empty path is "/", also before a query ("http://h?x" asks for "/?x"). */
+    bool slash = target.len == 0 || target.p[0] == '?';
+    snprintf(is->path, path_cap, "%s%.*s", slash ? "/" : "", (int)target.len, target.p);
     return 0;
 }
 

@@ -159,6 +159,8 @@ int gw_path_check(struct ag_str path)
         if (i == path.len || path.p[i] == '/') {
             if (is_dot_segment(path.p + seg_start, i - seg_start))
                 return AG_EINVAL;
+            if (i < path.len && i == seg_start)
+                return AG_EINVAL; /* "//": many upstreams merge it, the router would not */
             seg_start = i + 1;
             continue;
         }
@@ -170,6 +172,11 @@ int gw_path_check(struct ag_str path)
             int lo = hi >= 0 ? hex_value(path.p[i + 2]) : -1;
             int v = hi * 16 + lo;
             if (lo < 0 || v == 0 || v == '/' || v == '\\')
+                return AG_EINVAL;
+            /* An encoded unreserved character ("/%61dmin") means the same as the plain one to
+             * an upstream that decodes, but not to the router: refuse rather than normalise. */
+            if ((v >= 'a' && v <= 'z') || (v >= 'A' && v <= 'Z') || (v >= '0' && v <= '9') ||
+                v == '-' || v == '.' || v == '_' || v == '~')
                 return AG_EINVAL;
             i += 2;
         }

@@ -90,19 +90,13 @@ static void path_check(void **state)
         "/",
         "/a",
         "/a/b/",
-        "//a",
         "/a.b",
         "/.a",
         "/a..",
         "/...",
         "/a/.../b",
-        "/%2e%2e%2e",
-        "/.%2e.",
         "/a;b",
         "/a/b;.",
-        "/%41%7e",
-        "/%2e%2ex",
-        "/x.%2e",
         "/a?b" /* not ours to see */,
         "/%25",
         "/~user/",
@@ -116,6 +110,8 @@ static void path_check(void **state)
         "/a%5cb", "/a%5C",   "/a%2fb",      "/a%2F",  "/a%00",  "/%00b",  "/a#b",
         "/a b",   "/a\tb",   "/a\x7f",      "/a\x01", "/%",     "/%2",    "/%zz",
         "/%2g",   "/a%",
+        /* merged or decoded differently upstream than by the router */
+        "//a", "/a//b", "/%61dmin", "/%41%7e", "/%2e%2e%2e", "/.%2e.", "/%2e%2ex", "/x.%2e",
     };
     for (size_t i = 0; i < sizeof good / sizeof good[0]; i++) {
         int rc = gw_path_check(ag_str_from_cstr(good[i]));
