@@ -501,7 +501,9 @@ static void exchange_refuse(struct ag_http_conn *c, int status, const char *deta
             ex->req.method = AG_STR_NULL;
             ex->req.version = 11;
         }
-        ag_http_respond_problem(ex, status, detail);
+        const struct ag_http_server_config *cfg = c->w->cfg;
+        ag_http_respond_problem_with(ex, status, detail, cfg->refusal_headers,
+                                     cfg->refusal_header_count);
     }
     ex->ended = true;
     ex->dispatched = true;

@@ -147,6 +147,8 @@ static int check_config(const struct ag_http_server_config *cfg, struct ag_err *
     int rc = ag_http_limits_check(&cfg->limits, err);
     if (rc < 0)
         return rc;
+    if (cfg->refusal_header_count > 8)
+        return ag_err_set(err, AG_EINVAL, "at most 8 refusal headers");
     if (!cfg->header_timeout_ms || !cfg->body_timeout_ms || !cfg->idle_timeout_ms ||
         !cfg->write_timeout_ms)
         return ag_err_set(err, AG_EINVAL, "timeouts must be at least 1 ms");

@@ -51,6 +51,13 @@ struct ag_http_server_config {
     const struct ag_http_handler *handler;
     void *ctx; /* returned by ag_http_exchange_ctx */
     /*
+     * Optional fields (at most 8, borrowed for the server's life) added to the responses the
+     * server makes itself when it refuses a request (400, 408, 413, 414, 431...): a gateway's
+     * security headers belong on those too.
+     */
+    const struct ag_http_header *refusal_headers;
+    size_t refusal_header_count;
+    /*
      * Optional: runs on each worker thread before it serves, to make per-thread state (a
      * client on the worker's loop, caches). Returns 0 and sets *worker_data (returned by
      * ag_http_exchange_worker), or a negative code: the server then shuts down and

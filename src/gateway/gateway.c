@@ -1,9 +1,11 @@
 /* The running gateway: process-wide state, per-worker state, and the snapshot each one serves. */
 #include "gateway/gateway.h"
 
+#include <signal.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "core/jwt_cache.h"
 #include "core/log.h"
@@ -170,6 +172,8 @@ int gw_worker_start(struct ag_loop *loop, unsigned index, void *ctx, void **work
     gw_snapshot_unref(snap);
     if (rc < 0) {
         gw_worker_stop(loop, index, ctx, w);
+        /* The server shuts down; the control thread must hear it too and exit non-zero. */
+        kill(getpid(), SIGTERM);
         return rc;
     }
     __atomic_store_n(&gw->workers[index], w, __ATOMIC_RELEASE);

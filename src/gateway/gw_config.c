@@ -9,6 +9,7 @@
 #include "core/http_parse.h"
 #include "core/jwt.h"
 #include "gateway/ratelimit.h"
+#include "gateway/ratelimit_redis.h"
 #include "core/banned.h"
 
 #define FIELD(s, m) .offset = offsetof(struct s, m)
@@ -82,13 +83,15 @@ static const struct ag_config_field retries_fields[] = {
     {.key = "attempts", .type = AG_CONFIG_UINT, FIELD(gw_retries_conf, attempts), .umin = 1,
      .umax = 10, .def = "2",
      .help = "Tries in all, the first included, for idempotent methods (GET, HEAD, OPTIONS, PUT, "
-             "DELETE); other methods are tried once."},
+             "DELETE, TRACE) without a request body; others are tried once. A retry goes to a "
+             "target not tried yet when there is one."},
     {.key = "on", .type = AG_CONFIG_STRINGS, LIST(gw_retries_conf, on, on_count), .umax = 8,
      .help = "When to retry: connect_error, timeout, \"500\" to \"505\"; empty: connect_error."},
     {.key = "budget_ratio", .type = AG_CONFIG_DOUBLE, FIELD(gw_retries_conf, budget_ratio),
      .dmin = 0.0, .dmax = 1.0, .def = "0.2",
-     .help = "Retries allowed per worker as a share of requests (plus 10 per second), so that "
-             "retries cannot multiply the load on a failing upstream."},
+     .help = "Retries earned per request sent (per worker and upstream), on top of 10 per second "
+             "and at most 100 saved, so that retries cannot multiply the load on a failing "
+             "upstream."},
     {0},
 };
 static const struct ag_config_schema retries_schema = {"retries", sizeof(struct gw_retries_conf),
@@ -228,7 +231,8 @@ static const struct ag_config_field route_fields[] = {
     {.key = "cors", .type = AG_CONFIG_STRUCT, FIELD(gw_route_conf, cors), .schema = &cors_schema,
      .help = "Cross-origin policy, answered at the gateway."},
     {.key = "max_body_bytes", .type = AG_CONFIG_SIZE, FIELD(gw_route_conf, max_body_bytes),
-     .umax = 1ULL << 40, .help = "Largest request body; 0 or absent: limits.max_body_bytes."},
+     .umax = 1ULL << 40,
+     .help = "Largest request body, at most limits.max_body_bytes; 0 or absent: that limit."},
     {.key = "timeout_ms", .type = AG_CONFIG_DURATION, FIELD(gw_route_conf, timeout_ms),
      .umax = 3600000, .help = "Whole-response timeout; 0 or absent: the upstream's."},
     {0},
@@ -305,8 +309,9 @@ static const struct ag_config_field config_fields[] = {
     {.key = "auth", .type = AG_CONFIG_STRUCT, FIELD(gw_config, auth), .schema = &auth_schema,
      .help = "Bearer token verification."},
     {.key = "rate_limit_store", .type = AG_CONFIG_STRING, FIELD(gw_config, rate_limit_store),
-     .umin = 1, .umax = 1024, .def = "memory",
-     .help = "memory (per gateway) or redis://[:password@]host:port[/db] (shared)."},
+     .umin = 1, .umax = 1024, .def = "memory", .secret = true,
+     .help = "memory (per gateway) or redis://[[user]:password@]host[:port][/db] (shared; port "
+             "6379 by default; a host name must resolve without blocking, so give an address)."},
     {.key = "rate_limit_fail", .type = AG_CONFIG_ENUM, FIELD(gw_config, rate_limit_fail),
      .names = fail_names, .def = "open",
      .help = "When Redis cannot answer: open admits, closed refuses with 429."},
@@ -513,10 +518,15 @@ static int check_store(struct gw_config *cfg, const struct ag_config_doc *doc,
                        struct ag_err *err)
 {
     const char *s = cfg->rate_limit_store;
-    if (strcmp(s, "memory") == 0 || strncmp(s, "redis://", 8) == 0)
+    if (strcmp(s, "memory") == 0)
         return 0;
-    return fail_at(err, doc, node_line(doc, "rate_limit_store", 0, NULL, NULL),
-                   "rate_limit_store: \"%s\" is not memory or redis://host:port", s);
+    size_t line = node_line(doc, "rate_limit_store", 0, NULL, NULL);
+    if (strncmp(s, "redis://", 8) != 0)
+        return fail_at(err, doc, line, "rate_limit_store: not memory or redis://host:port");
+    struct ag_err why = {0};
+    if (gw_rl_redis_url_check(s, &why) < 0)
+        return fail_at(err, doc, line, "rate_limit_store: %s", why.msg);
+    return 0;
 }
 
 static int load_doc(struct gw_config *cfg, struct ag_config_doc *doc, struct ag_err *err)

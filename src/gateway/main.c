@@ -14,6 +14,7 @@
 #include "gateway/admin.h"
 #include "gateway/gateway.h"
 #include "gateway/gw_config.h"
+#include "gateway/proxy_headers.h"
 #include "gateway/ratelimit.h"
 #include "gateway/reload.h"
 #include "core/banned.h"
@@ -101,6 +102,13 @@ static int make_servers(struct gw_gateway *gw, const struct gw_config *cfg, stru
     sc.ctx = gw;
     sc.on_worker_start = gw_worker_start;
     sc.on_worker_stop = gw_worker_stop;
+    /* The server's own refusals (400, 408, 414, 431...) carry the security headers too. */
+    static struct ag_http_header refusal[8];
+    static char hsts[40];
+    size_t n = 0;
+    gw_security_headers(&cfg->security_headers, NULL, 0, false, refusal, &n, 8, hsts);
+    sc.refusal_headers = refusal;
+    sc.refusal_header_count = n;
     int rc = ag_http_server_new(&sc, &gw->server, err);
     if (rc < 0)
         return rc;
@@ -197,7 +205,20 @@ int main(int argc, char **argv)
         ag_config_dump(&gw_config_schema, &cfg, &dump);
         fwrite(dump.data + dump.off, 1, dump.len, stdout);
         ag_buf_release(&dump);
+        /* Build it too (routes, CORS policies, target addresses, issuers), as a start would. */
+        ag_log_setup("gateway", AG_LOG_WARN, STDERR_FILENO);
+        struct ag_metrics *scratch = NULL;
+        struct gw_snapshot *snap = NULL;
+        int rc = ag_metrics_new(&scratch);
+        if (rc == 0)
+            rc = gw_snapshot_new(&cfg, path, 1, scratch, &snap, &err);
+        gw_snapshot_unref(snap);
+        ag_metrics_free(scratch);
         gw_config_release(&cfg);
+        if (rc < 0) {
+            fprintf(stderr, "agora-gateway: %s\n", err.msg[0] ? err.msg : "out of memory");
+            return EXIT_USAGE;
+        }
         return 0;
     }
     ag_log_setup("gateway", (enum ag_log_level)cfg.log_level, STDOUT_FILENO);

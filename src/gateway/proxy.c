@@ -274,7 +274,8 @@ static void call_on_response(struct ag_http_call *call, const struct ag_http_res
     }
     const struct ag_http_request *req = ag_http_exchange_request(r->ex);
     struct ag_http_header out[GW_HEADERS_OUT_CAP];
-    size_t n = gw_response_headers(resp->headers, resp->header_count, out);
+    size_t n = gw_response_headers(resp->headers, resp->header_count, r->has_rl,
+                                   r->route->has_cors, out);
     struct hdrs h = {0};
     hdrs_common(r, &h);
     gw_security_headers(security(r), resp->headers, resp->header_count, false, h.h, &h.n,
@@ -427,6 +428,11 @@ static void send_upstream(struct gw_req *r)
         }
         respond_simple(r, 503, "no healthy target in the upstream");
         return;
+    }
+    if (r->attempts == 0) {
+        /* Each first send earns a share of a retry, so retries stay a fraction of the load. */
+        struct gw_retry_budget *b = &r->ws->budgets[up->index];
+        b->tokens += up->conf->retries.budget_ratio;
     }
     r->target = target;
     r->tried |= 1ULL << target;
@@ -629,7 +635,7 @@ static bool apply_cors(struct gw_req *r, const struct ag_http_request *req)
     if (!r->route->has_cors)
         return true;
     enum gw_cors_outcome o = gw_cors_evaluate(&r->route->cors, req, &r->cors);
-    r->has_cors_headers = o != GW_CORS_NOT_CORS;
+    r->has_cors_headers = true; /* even without Origin: Vary: Origin keeps caches honest */
     if (o == GW_CORS_PREFLIGHT) {
         struct hdrs h = {0};
         hdrs_common(r, &h);
@@ -790,6 +796,8 @@ static void proxy_on_close(struct ag_http_exchange *ex, bool completed)
         gw_breaker_abandon_probe(&r->up->breaker);
         r->probe = false;
     }
+    if (r->status == 0)
+        r->status = 499; /* the client left before any response: nginx's name for it */
     double duration_ms = (double)(now_ns() - r->start_ns) / 1e6;
     count_request(r, duration_ms);
     const struct ag_http_request *req = ag_http_exchange_request(ex);

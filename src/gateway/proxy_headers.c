@@ -127,14 +127,16 @@ void gw_security_headers(const struct gw_security_conf *sec, const struct ag_htt
 }
 
 size_t gw_response_headers(const struct ag_http_header *resp, size_t resp_count,
-                           struct ag_http_header *out)
+                           bool rate_limited, bool cors, struct ag_http_header *out)
 {
     struct ag_str connection = ag_http_header_get(resp, resp_count, AG_STR("Connection"));
     size_t n = 0;
     for (size_t i = 0; i < resp_count && n < AG_HTTP_HEADERS_CAP; i++) {
         struct ag_str name = resp[i].name;
         if (gw_header_hop_by_hop(name, connection) || name_is(name, "Content-Length") ||
-            name_is(name, "Date"))
+            name_is(name, "Date") || name_is(name, "X-Request-Id") ||
+            (rate_limited && name_has_prefix(name, "RateLimit-")) ||
+            (cors && name_has_prefix(name, "Access-Control-")))
             continue;
         out[n++] = resp[i];
     }

@@ -53,9 +53,10 @@ void gw_security_headers(const struct gw_security_conf *sec, const struct ag_htt
 /*
  * Fills out (GW_HEADERS_OUT_CAP entries) with the upstream response's fields minus hop-by-hop
  * ones, Content-Length, Transfer-Encoding and Date (the server frames and dates the response
- * itself). Returns the count.
+ * itself), and minus the fields the gateway sets itself so that none arrives twice:
+ * X-Request-Id, RateLimit-* when rate_limited, Access-Control-* when cors. Returns the count.
  */
 size_t gw_response_headers(const struct ag_http_header *resp, size_t resp_count,
-                           struct ag_http_header *out);
+                           bool rate_limited, bool cors, struct ag_http_header *out);
 
 #endif

@@ -805,3 +805,14 @@ void gw_rl_redis_free(struct gw_rl_redis *r)
     explicit_bzero(r->user, sizeof r->user);
     free(r);
 }
+
+int gw_rl_redis_url_check(const char *url, struct ag_err *err)
+{
+    struct gw_rl_redis *r = calloc(1, sizeof *r);
+    if (!r)
+        return ag_err_set(err, AG_ENOMEM, "out of memory");
+    int rc = parse_url(r, url, err);
+    explicit_bzero(r, sizeof *r); /* it may hold a password */
+    free(r);
+    return rc;
+}

@@ -91,6 +91,12 @@ int gw_rl_redis_take(struct gw_rl_redis *r, struct ag_str key, const struct gw_r
  */
 void gw_rl_redis_cancel(struct gw_rl_pending *pending);
 
+/*
+ * Checks a store URL as gw_rl_redis_new would, without connecting (for configuration checks).
+ * Returns 0, or AG_EINVAL with err saying what is wrong.
+ */
+int gw_rl_redis_url_check(const char *url, struct ag_err *err);
+
 /* True while connected with the script loaded: decisions are being made by Redis. */
 bool gw_rl_redis_up(const struct gw_rl_redis *r);
 

@@ -61,6 +61,7 @@ static int reload_locked(struct gw_gateway *gw, struct ag_err *err)
     if (rc < 0)
         return rc;
     gw_gateway_publish(gw, snap);
+    ag_log_set_level((enum ag_log_level)snap->cfg.log_level);
     ag_log_info("configuration reloaded", AG_F_STR("config", gw->config_path),
                 AG_F_UINT("generation", generation), AG_F_UINT("routes", snap->route_count),
                 AG_F_UINT("upstreams", snap->upstream_count));

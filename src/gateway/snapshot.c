@@ -320,6 +320,12 @@ int gw_snapshot_new(struct gw_config *cfg, const char *config_path, uint64_t gen
         goto out;
 out:
     if (rc < 0) {
+        /* Messages from the router, pools and keyring name the route or key, not the file. */
+        if (config_path && strncmp(err->msg, config_path, strlen(config_path)) != 0) {
+            char why[sizeof err->msg];
+            snprintf(why, sizeof why, "%s", err->msg);
+            ag_err_set(err, rc, "%s: %s", config_path, why);
+        }
         snapshot_free(snap);
         return rc;
     }
