@@ -2,6 +2,7 @@
 #include "core/http_client.h"
 
 #include <inttypes.h>
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -257,7 +258,12 @@ int ag_http_client_request(struct ag_http_client *client, const struct ag_http_c
     rc = pool_get(client, req->address, &pool, err);
     if (rc < 0)
         goto out;
-    call = calloc(1, sizeof *call);
+    /* Not calloc: the response's header array (most of the call) is written by the parser
+     * before anything reads it, and zeroing it cost more than the rest of a proxied request. */
+    call = malloc(sizeof *call);
+    if (call)
+        memset(call, 0,
+               offsetof(struct ag_http_call, resp) + offsetof(struct ag_http_response, headers));
     if (!call) {
         rc = ag_err_set(err, AG_ENOMEM, "out of memory starting a call");
         pools_trim(client, NULL);

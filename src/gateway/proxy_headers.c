@@ -6,15 +6,10 @@
 
 #include "core/banned.h"
 
-static bool name_is(struct ag_str name, const char *lit)
+static bool name_has_prefix(struct ag_str name, struct ag_str prefix)
 {
-    return ag_str_eq_nocase(name, ag_str_from_cstr(lit));
-}
-
-static bool name_has_prefix(struct ag_str name, const char *prefix)
-{
-    size_t n = strlen(prefix);
-    return name.len >= n && ag_str_eq_nocase((struct ag_str){name.p, n}, (struct ag_str){prefix, n});
+    return name.len >= prefix.len &&
+           ag_str_eq_nocase((struct ag_str){name.p, prefix.len}, prefix);
 }
 
 /* True when the comma-separated list names name. */
@@ -29,33 +24,44 @@ static bool list_names(struct ag_str list, struct ag_str name)
     return false;
 }
 
+/* True when name equals one of the names (compared by length first: this runs per field). */
+static bool name_in(struct ag_str name, const struct ag_str *names, size_t count)
+{
+    for (size_t i = 0; i < count; i++)
+        if (names[i].len == name.len && ag_str_eq_nocase(name, names[i]))
+            return true;
+    return false;
+}
+
+static const struct ag_str hop_names[] = {
+    AG_STR("Connection"),        AG_STR("Keep-Alive"), AG_STR("Proxy-Connection"),
+    AG_STR("TE"),                AG_STR("Trailer"),    AG_STR("Transfer-Encoding"),
+    AG_STR("Upgrade"),           AG_STR("Proxy-Authenticate"),
+    AG_STR("Proxy-Authorization"),
+};
+
 bool gw_header_hop_by_hop(struct ag_str name, struct ag_str connection)
 {
-    static const char *const hop[] = {
-        "Connection", "Keep-Alive",         "Proxy-Connection",    "TE", "Trailer",
-        "Transfer-Encoding", "Upgrade", "Proxy-Authenticate", "Proxy-Authorization",
-    };
-    for (size_t i = 0; i < sizeof hop / sizeof hop[0]; i++)
-        if (name_is(name, hop[i]))
-            return true;
+    if (name_in(name, hop_names, sizeof hop_names / sizeof hop_names[0]))
+        return true;
     return connection.len > 0 && list_names(connection, name);
 }
 
 /* Fields the gateway owns on the way up: replaced, or refused because a client could forge them. */
 static bool gateway_owned(struct ag_str name)
 {
-    static const char *const exact[] = {
-        "Host", "Content-Length", "Expect", "Forwarded", "X-Real-IP", "X-Request-Id",
-        "traceparent", "X-Roles",
+    static const struct ag_str exact[] = {
+        AG_STR("Host"),      AG_STR("Content-Length"), AG_STR("Expect"),
+        AG_STR("Forwarded"), AG_STR("X-Real-IP"),      AG_STR("X-Request-Id"),
+        AG_STR("traceparent"), AG_STR("X-Roles"),
     };
-    static const char *const prefixes[] = {"X-Forwarded-", "X-User-", "X-Tenant-", "X-Auth-"};
-    for (size_t i = 0; i < sizeof exact / sizeof exact[0]; i++)
-        if (name_is(name, exact[i]))
-            return true;
-    for (size_t i = 0; i < sizeof prefixes / sizeof prefixes[0]; i++)
-        if (name_has_prefix(name, prefixes[i]))
-            return true;
-    return false;
+    if (name_in(name, exact, sizeof exact / sizeof exact[0]))
+        return true;
+    if (name.len < 2 || (name.p[0] | 0x20) != 'x' || name.p[1] != '-')
+        return false;
+    return name_has_prefix(name, AG_STR("X-Forwarded-")) ||
+           name_has_prefix(name, AG_STR("X-User-")) || name_has_prefix(name, AG_STR("X-Tenant-")) ||
+           name_has_prefix(name, AG_STR("X-Auth-"));
 }
 
 static void add(struct ag_http_header *out, size_t *n, const char *name, struct ag_str value)
@@ -133,10 +139,11 @@ size_t gw_response_headers(const struct ag_http_header *resp, size_t resp_count,
     size_t n = 0;
     for (size_t i = 0; i < resp_count && n < AG_HTTP_HEADERS_CAP; i++) {
         struct ag_str name = resp[i].name;
-        if (gw_header_hop_by_hop(name, connection) || name_is(name, "Content-Length") ||
-            name_is(name, "Date") || name_is(name, "X-Request-Id") ||
-            (rate_limited && name_has_prefix(name, "RateLimit-")) ||
-            (cors && name_has_prefix(name, "Access-Control-")))
+        static const struct ag_str own[] = {AG_STR("Content-Length"), AG_STR("Date"),
+                                            AG_STR("X-Request-Id")};
+        if (gw_header_hop_by_hop(name, connection) || name_in(name, own, 3) ||
+            (rate_limited && name_has_prefix(name, AG_STR("RateLimit-"))) ||
+            (cors && name_has_prefix(name, AG_STR("Access-Control-"))))
             continue;
         out[n++] = resp[i];
     }
