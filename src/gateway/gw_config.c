@@ -418,8 +418,12 @@ static int check_issuers(struct gw_config *cfg, const struct ag_config_doc *doc,
                            i);
         for (size_t a = 0; a < is->algorithm_count; a++) {
             unsigned bit = 0;
+            const struct ag_config_node *algs = ag_config_node_get(node, "algorithms");
             if (ag_jwt_alg_parse(is->algorithms[a], &bit) < 0)
-                return fail_at(err, doc, line,
+                return fail_at(err, doc,
+                               algs && algs->kind == AG_CONFIG_NODE_SEQ && a < algs->count
+                                   ? algs->items[a]->line
+                                   : line,
                                "auth.issuers[%zu].algorithms[%zu]: \"%s\" is not accepted "
                                "(ES256, ES384, RS256, RS384, RS512, PS256, EdDSA; never HS* or "
                                "none: the gateway holds public keys only)",

@@ -56,6 +56,8 @@ struct gw_req {
     struct gw_cors_headers cors;
     bool has_cors_headers;
     char *target_buf; /* a rewritten path, when the route rewrites */
+    struct ag_str host; /* the request's host: the Host field, or an absolute target's authority */
+    bool absolute;      /* the target was in absolute form: send its origin form upstream */
     struct ag_jwt_claims claims;
 };
 
@@ -368,7 +370,7 @@ static void call_on_error(struct ag_http_call *call, int code, const char *messa
 static struct ag_str upstream_target(struct gw_req *r, const struct ag_http_request *req)
 {
     const struct gw_route *rt = r->route;
-    if (!rt->strip.len && !rt->add.len)
+    if (!rt->strip.len && !rt->add.len && !r->absolute)
         return req->target;
     struct ag_str path = req->path;
     if (rt->strip.len && ag_str_has_prefix(path, rt->strip)) {
@@ -455,7 +457,7 @@ static void send_upstream(struct gw_req *r)
     }
     struct gw_forward fwd = {
         .client_ip = ag_str_from_cstr(r->client_ip),
-        .host = req->host,
+        .host = r->host,
         .request_id = ag_str_from_cstr(r->request_id),
         .traceparent = ag_str_from_cstr(r->traceparent),
         .user_id = sub,
@@ -474,7 +476,7 @@ static void send_upstream(struct gw_req *r)
         .address = gw_target_address(up->pool, target),
         .method = req->method,
         .target = target_path,
-        .host = host ? ag_str_from_cstr(host) : req->host,
+        .host = host ? ag_str_from_cstr(host) : r->host,
         .headers = headers,
         .header_count = count,
         .body_length = body_length,
@@ -662,9 +664,18 @@ static void route_request(struct gw_req *r, const struct ag_http_request *req)
                        "not route");
         return;
     }
+    size_t authorizations = 0;
+    for (size_t i = 0; i < req->header_count; i++)
+        if (ag_str_eq_nocase(req->headers[i].name, AG_STR("Authorization")))
+            authorizations++;
+    if (authorizations > 1) {
+        /* The gateway and a service that reads the other one would disagree on the user. */
+        respond_simple(r, 400, "more than one Authorization field");
+        return;
+    }
     struct gw_match m;
     enum gw_match_result res =
-        gw_router_match(r->ws->snap->router, req->host, req->method, req->path, &m);
+        gw_router_match(r->ws->snap->router, r->host, req->method, req->path, &m);
     if (res == GW_MATCH_NOT_FOUND) {
         respond_simple(r, 404, "no route matches this host and path");
         return;
@@ -720,6 +731,23 @@ static void proxy_on_request(struct ag_http_exchange *ex)
                         r->traceparent);
     if (ag_http_exchange_peer(ex, r->client_ip, sizeof r->client_ip) < 0)
         memcpy(r->client_ip, "unknown", sizeof "unknown");
+    r->host = req->host;
+    if (req->target.len > 0 && req->target.p[0] != '/') {
+        /* Absolute form (RFC 9112 §3.2.2): the target's authority is the host, not the field. */
+        struct ag_str t = req->target;
+        const char *sep = memchr(t.p, ':', t.len);
+        if (sep && (size_t)(t.p + t.len - sep) > 3 && sep[1] == '/' && sep[2] == '/') {
+            const char *start = sep + 3, *end = start;
+            while (end < t.p + t.len && *end != '/' && *end != '?')
+                end++;
+            r->host = (struct ag_str){start, (size_t)(end - start)};
+            r->absolute = true;
+        }
+        if (!r->absolute || r->host.len == 0 || memchr(r->host.p, '@', r->host.len)) {
+            respond_simple(r, 400, "the absolute request target has no usable authority");
+            return;
+        }
+    }
     route_request(r, req);
 }
 
