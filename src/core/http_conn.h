@@ -24,7 +24,7 @@ struct ag_http_worker {
     struct ag_timer accept_retry;
     struct ag_timer drain_deadline;
     struct ag_http_conn *conns; /* doubly linked, for drain */
-    _Atomic size_t conn_count; /* read by other threads for metrics */
+    _Atomic size_t conn_count;  /* read by other threads for metrics */
     bool draining;
     void *data; /* from on_worker_start */
     /* Caches that keep the hot path free of malloc: 16 KiB buffers and exchanges. */

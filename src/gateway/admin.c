@@ -19,8 +19,7 @@ static bool is(const struct ag_http_request *req, const char *method, const char
             (strcmp(method, "GET") == 0 && ag_str_eq(req->method, AG_STR("HEAD"))));
 }
 
-static void respond_buf(struct ag_http_exchange *ex, int status, const char *type,
-                        struct ag_buf *b)
+static void respond_buf(struct ag_http_exchange *ex, int status, const char *type, struct ag_buf *b)
 {
     ag_http_respond(ex, status, type, b->data + b->off, b->len);
     ag_buf_release(b);
@@ -129,17 +128,19 @@ static void admin_on_request(struct ag_http_exchange *ex)
     } else if (is(req, "POST", "/reload")) {
         admin_reload(ex, gw);
     } else {
-        static const char *const paths[] = {"/healthz", "/readyz", "/metrics", "/routes", "/reload"};
+        static const char *const paths[] = {"/healthz", "/readyz", "/metrics", "/routes",
+                                            "/reload"};
         for (size_t i = 0; i < sizeof paths / sizeof paths[0]; i++) {
             if (ag_str_eq(req->path, ag_str_from_cstr(paths[i]))) {
                 struct ag_http_header allow = {AG_STR("Allow"),
                                                i == 4 ? AG_STR("POST") : AG_STR("GET, HEAD")};
-                ag_http_respond_problem_with(ex, 405, "the admin endpoint does not take this method",
-                                             &allow, 1);
+                ag_http_respond_problem_with(
+                    ex, 405, "the admin endpoint does not take this method", &allow, 1);
                 return;
             }
         }
-        ag_http_respond_problem(ex, 404, "admin endpoints: /healthz /readyz /metrics /routes /reload");
+        ag_http_respond_problem(ex, 404,
+                                "admin endpoints: /healthz /readyz /metrics /routes /reload");
     }
 }
 

@@ -31,9 +31,9 @@ struct gw_retry_budget {
 struct gw_wsnap {
     struct gw_snapshot *snap;
     struct gw_worker *worker;
-    struct gw_picker **pickers;       /* per upstream */
-    struct ag_http_client **clients;  /* per upstream: its connect timeout and keep-alive */
-    struct gw_retry_budget *budgets;  /* per upstream */
+    struct gw_picker **pickers;      /* per upstream */
+    struct ag_http_client **clients; /* per upstream: its connect timeout and keep-alive */
+    struct gw_retry_budget *budgets; /* per upstream */
     size_t inflight;
     bool retired;
 };
@@ -53,16 +53,16 @@ struct gw_worker {
 };
 
 struct gw_gateway {
-    pthread_mutex_t lock;          /* guards current and reloads */
-    struct gw_snapshot *current;   /* one reference held here */
+    pthread_mutex_t lock;        /* guards current and reloads */
+    struct gw_snapshot *current; /* one reference held here */
     uint64_t generation;
     char *config_path;
     struct ag_http_server *server; /* the public port */
     struct ag_http_server *admin;
     unsigned worker_count;
-    struct gw_worker **workers;    /* set by each worker as it starts */
+    struct gw_worker **workers; /* set by each worker as it starts */
     struct gw_rl_memory *rl_memory;
-    int access_fd;                 /* -1: access log off */
+    int access_fd; /* -1: access log off */
     bool access_fd_owned;
     struct ag_metrics *metrics;
     struct ag_series *jwt_failures[AG_JWT_STATUS_COUNT];

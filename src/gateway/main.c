@@ -75,8 +75,7 @@ static int open_access_log(struct gw_gateway *gw, const char *where)
     }
     gw->access_fd = open(where, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0640);
     if (gw->access_fd < 0) {
-        fprintf(stderr, "agora-gateway: access_log: cannot open %s: %s\n", where,
-                strerror(errno));
+        fprintf(stderr, "agora-gateway: access_log: cannot open %s: %s\n", where, strerror(errno));
         return -1;
     }
     gw->access_fd_owned = true;
@@ -156,8 +155,10 @@ out:
 int main(int argc, char **argv)
 {
     static const struct option options[] = {
-        {"config", required_argument, NULL, 'c'}, {"check", no_argument, NULL, 'k'},
-        {"help-config", no_argument, NULL, 'd'},  {"help", no_argument, NULL, 'h'},
+        {"config", required_argument, NULL, 'c'},
+        {"check", no_argument, NULL, 'k'},
+        {"help-config", no_argument, NULL, 'd'},
+        {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
     const char *path = NULL;
@@ -259,7 +260,8 @@ int main(int argc, char **argv)
         goto out;
     }
     ag_log_info("serving", AG_F_UINT("generation", 1), AG_F_UINT("routes", routes),
-                AG_F_UINT("upstreams", upstreams), AG_F_BOOL("ready", gw_snapshot_ready(gw.current)));
+                AG_F_UINT("upstreams", upstreams),
+                AG_F_BOOL("ready", gw_snapshot_ready(gw.current)));
     status = run(&gw, &err) < 0 ? 1 : 0;
     if (status)
         fprintf(stderr, "agora-gateway: %s\n", err.msg);

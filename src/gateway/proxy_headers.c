@@ -8,8 +8,7 @@
 
 static bool name_has_prefix(struct ag_str name, struct ag_str prefix)
 {
-    return name.len >= prefix.len &&
-           ag_str_eq_nocase((struct ag_str){name.p, prefix.len}, prefix);
+    return name.len >= prefix.len && ag_str_eq_nocase((struct ag_str){name.p, prefix.len}, prefix);
 }
 
 /* True when the comma-separated list names name. */
@@ -34,9 +33,14 @@ static bool name_in(struct ag_str name, const struct ag_str *names, size_t count
 }
 
 static const struct ag_str hop_names[] = {
-    AG_STR("Connection"),        AG_STR("Keep-Alive"), AG_STR("Proxy-Connection"),
-    AG_STR("TE"),                AG_STR("Trailer"),    AG_STR("Transfer-Encoding"),
-    AG_STR("Upgrade"),           AG_STR("Proxy-Authenticate"),
+    AG_STR("Connection"),
+    AG_STR("Keep-Alive"),
+    AG_STR("Proxy-Connection"),
+    AG_STR("TE"),
+    AG_STR("Trailer"),
+    AG_STR("Transfer-Encoding"),
+    AG_STR("Upgrade"),
+    AG_STR("Proxy-Authenticate"),
     AG_STR("Proxy-Authorization"),
 };
 
@@ -51,9 +55,8 @@ bool gw_header_hop_by_hop(struct ag_str name, struct ag_str connection)
 static bool gateway_owned(struct ag_str name)
 {
     static const struct ag_str exact[] = {
-        AG_STR("Host"),      AG_STR("Content-Length"), AG_STR("Expect"),
-        AG_STR("Forwarded"), AG_STR("X-Real-IP"),      AG_STR("X-Request-Id"),
-        AG_STR("traceparent"), AG_STR("X-Roles"),
+        AG_STR("Host"),      AG_STR("Content-Length"), AG_STR("Expect"),      AG_STR("Forwarded"),
+        AG_STR("X-Real-IP"), AG_STR("X-Request-Id"),   AG_STR("traceparent"), AG_STR("X-Roles"),
     };
     if (name_in(name, exact, sizeof exact / sizeof exact[0]))
         return true;
@@ -74,8 +77,8 @@ static void add(struct ag_http_header *out, size_t *n, const char *name, struct 
 size_t gw_upstream_headers(const struct ag_http_request *req, const struct gw_forward *fwd,
                            struct ag_http_header *out)
 {
-    struct ag_str connection = ag_http_header_get(req->headers, req->header_count,
-                                                  AG_STR("Connection"));
+    struct ag_str connection =
+        ag_http_header_get(req->headers, req->header_count, AG_STR("Connection"));
     size_t n = 0;
     for (size_t i = 0; i < req->header_count && n < AG_HTTP_HEADERS_CAP; i++) {
         struct ag_str name = req->headers[i].name;
@@ -124,16 +127,16 @@ void gw_security_headers(const struct gw_security_conf *sec, const struct ag_htt
     add_security(out, count, cap, "X-Frame-Options", sec->frame_options, resp, resp_count);
     add_security(out, count, cap, "Referrer-Policy", sec->referrer_policy, resp, resp_count);
     if (is_html(resp, resp_count))
-        add_security(out, count, cap, "Content-Security-Policy", sec->content_security_policy,
-                     resp, resp_count);
+        add_security(out, count, cap, "Content-Security-Policy", sec->content_security_policy, resp,
+                     resp_count);
     if (tls && sec->hsts_max_age_s) {
         snprintf(hsts, 40, "max-age=%llu", (unsigned long long)sec->hsts_max_age_s);
         add_security(out, count, cap, "Strict-Transport-Security", hsts, resp, resp_count);
     }
 }
 
-size_t gw_response_headers(const struct ag_http_header *resp, size_t resp_count,
-                           bool rate_limited, bool cors, struct ag_http_header *out)
+size_t gw_response_headers(const struct ag_http_header *resp, size_t resp_count, bool rate_limited,
+                           bool cors, struct ag_http_header *out)
 {
     struct ag_str connection = ag_http_header_get(resp, resp_count, AG_STR("Connection"));
     size_t n = 0;

@@ -56,7 +56,7 @@ void gw_security_headers(const struct gw_security_conf *sec, const struct ag_htt
  * itself), and minus the fields the gateway sets itself so that none arrives twice:
  * X-Request-Id, RateLimit-* when rate_limited, Access-Control-* when cors. Returns the count.
  */
-size_t gw_response_headers(const struct ag_http_header *resp, size_t resp_count,
-                           bool rate_limited, bool cors, struct ag_http_header *out);
+size_t gw_response_headers(const struct ag_http_header *resp, size_t resp_count, bool rate_limited,
+                           bool cors, struct ag_http_header *out);
 
 #endif

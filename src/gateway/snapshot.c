@@ -81,8 +81,8 @@ static int register_families(struct ag_metrics *reg, struct families *f, struct 
                                  "Requests answered, by route and status class.", route_class, 2,
                                  ROUTE_SERIES_MAX, &f->requests, err)) < 0 ||
         (rc = ag_metrics_histogram(reg, "agora_gateway_request_duration_seconds",
-                                   "Time from the request head to the end of the response.",
-                                   route, 1, ROUTE_SERIES_MAX, NULL, 0, &f->duration, err)) < 0 ||
+                                   "Time from the request head to the end of the response.", route,
+                                   1, ROUTE_SERIES_MAX, NULL, 0, &f->duration, err)) < 0 ||
         (rc = ag_metrics_counter(reg, "agora_gateway_rate_limit_decisions_total",
                                  "Rate limit decisions: allowed, limited, degraded (store down).",
                                  route_decision, 2, ROUTE_SERIES_MAX, &f->rl, err)) < 0 ||
@@ -186,9 +186,10 @@ static int build_routes(struct gw_snapshot *snap, const struct families *fam, st
         r->conf = rc_conf;
         r->index = i;
         r->upstream = &snap->upstreams[rc_conf->upstream_index];
-        r->max_body = rc_conf->max_body_bytes && rc_conf->max_body_bytes < cfg->limits.max_body_bytes
-                          ? rc_conf->max_body_bytes
-                          : cfg->limits.max_body_bytes;
+        r->max_body =
+            rc_conf->max_body_bytes && rc_conf->max_body_bytes < cfg->limits.max_body_bytes
+                ? rc_conf->max_body_bytes
+                : cfg->limits.max_body_bytes;
         r->timeout_ms = rc_conf->timeout_ms ? rc_conf->timeout_ms : r->upstream->conf->timeout_ms;
         r->strip = rc_conf->strip_prefix ? ag_str_from_cstr(rc_conf->strip_prefix) : AG_STR_NULL;
         r->add = rc_conf->add_prefix ? ag_str_from_cstr(rc_conf->add_prefix) : AG_STR_NULL;

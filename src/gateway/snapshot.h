@@ -24,9 +24,9 @@ struct gw_upstream {
     struct gw_pool *pool;
     struct gw_breaker breaker;
     bool has_breaker;
-    struct ag_series *duration;     /* agora_gateway_upstream_duration_seconds{upstream} */
-    struct ag_series *retries;      /* agora_gateway_retries_total{upstream} */
-    struct ag_series *breaker_gauge; /* agora_gateway_breaker_state{upstream} */
+    struct ag_series *duration;        /* agora_gateway_upstream_duration_seconds{upstream} */
+    struct ag_series *retries;         /* agora_gateway_retries_total{upstream} */
+    struct ag_series *breaker_gauge;   /* agora_gateway_breaker_state{upstream} */
     struct ag_series **target_healthy; /* agora_gateway_upstream_healthy{upstream,target} */
 };
 

@@ -136,9 +136,8 @@ static void expect_refusal(const char *text, const char *want)
         fail_msg("message \"%s\" does not start with the file name", err.msg);
 }
 
-#define UP "upstreams: { a: { targets: [ { address: 127.0.0.1:1 } ] } }\n"
-#define ISS                                                                                        \
-    "auth: { issuers: [ { issuer: x, jwks_file: /tmp/j.json, algorithms: [ES256] } ] }\n"
+#define UP  "upstreams: { a: { targets: [ { address: 127.0.0.1:1 } ] } }\n"
+#define ISS "auth: { issuers: [ { issuer: x, jwks_file: /tmp/j.json, algorithms: [ES256] } ] }\n"
 
 static void test_refusals(void **state)
 {
@@ -151,7 +150,8 @@ static void test_refusals(void **state)
                    "colour");
     expect_refusal(UP "workers: many\n", "bad.yaml:2: workers");
     expect_refusal(UP "listen: nowhere\n", "listen");
-    expect_refusal(UP "routes: [ { name: r, match: { path: /a }, upstream: a, strip_prefix: /b } ]\n",
+    expect_refusal(UP
+                   "routes: [ { name: r, match: { path: /a }, upstream: a, strip_prefix: /b } ]\n",
                    "strip_prefix");
     expect_refusal(UP "routes: [ { name: r, match: { path: / }, upstream: a, roles: [admin] } ]\n",
                    "roles need auth");
@@ -166,7 +166,8 @@ static void test_refusals(void **state)
     expect_refusal(UP "routes: [ { name: r, match: { path: / }, upstream: a },"
                       " { name: r, match: { path: /x }, upstream: a } ]\n",
                    "routes[1].name");
-    expect_refusal(UP "routes: [ { name: r, match: { path: /, methods: [\"G T\"] }, upstream: a } ]\n",
+    expect_refusal(UP
+                   "routes: [ { name: r, match: { path: /, methods: [\"G T\"] }, upstream: a } ]\n",
                    "not a method");
     expect_refusal("upstreams: { a: { targets: [ { address: 127.0.0.1:1 } ], retries: { on: "
                    "[\"404\"] } } }\n",
@@ -216,12 +217,9 @@ static void test_development_config_loads(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_schema_is_sound),
-        cmocka_unit_test(test_issue_example_loads),
-        cmocka_unit_test(test_defaults),
-        cmocka_unit_test(test_refusals),
-        cmocka_unit_test(test_missing_file),
-        cmocka_unit_test(test_development_config_loads),
+        cmocka_unit_test(test_schema_is_sound), cmocka_unit_test(test_issue_example_loads),
+        cmocka_unit_test(test_defaults),        cmocka_unit_test(test_refusals),
+        cmocka_unit_test(test_missing_file),    cmocka_unit_test(test_development_config_loads),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
