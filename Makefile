@@ -51,7 +51,7 @@ fuzz: deps
 	@FUZZ_SECONDS=$(FUZZ_SECONDS) tests/fuzz/run $(BUILD_FUZZ)/fuzz
 
 format:
-	@clang-format -i src/*/*.[ch] src/*/*/*.[ch] tests/unit/*/*.[ch] tests/fuzz/*.c 2>/dev/null || true
+	@clang-format -i src/*/*.[ch] src/*/*/*.[ch] tests/unit/*.h tests/unit/*/*.[ch] tests/fuzz/*.c 2>/dev/null || true
 
 clean:
 	rm -rf $(BUILD) $(BUILD_ASAN) $(BUILD_FUZZ)

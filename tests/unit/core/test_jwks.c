@@ -16,58 +16,12 @@
 #include "core/base64url.h"
 #include "core/jwks.h"
 #include "core/jwt.h"
+#include "../jwk_fixture.h"
 #include "core/banned.h"
 
 static EVP_PKEY *k_p256, *k_p384, *k_rsa, *k_rsa1024, *k_ed;
 
 /* ---- helpers: keys as JWK objects ---- */
-
-static void set_b64(json_t *o, const char *name, const unsigned char *p, size_t n)
-{
-    char *text = malloc(ag_base64url_encoded_len(n) + 1);
-    assert_non_null(text);
-    ag_base64url_encode(p, n, text);
-    json_object_set_new(o, name, json_string(text));
-    free(text);
-}
-
-static void set_bn(json_t *o, const char *name, EVP_PKEY *k, const char *param, size_t pad)
-{
-    BIGNUM *bn = NULL;
-    unsigned char buf[1024];
-    assert_int_equal(EVP_PKEY_get_bn_param(k, param, &bn), 1);
-    int n = pad ? BN_bn2binpad(bn, buf, (int)pad) : BN_bn2bin(bn, buf);
-    assert_true(n > 0);
-    set_b64(o, name, buf, (size_t)n);
-    BN_free(bn);
-}
-
-/* The public JWK of k as a new JSON object, with kid when not NULL. */
-static json_t *jwk_of(EVP_PKEY *k, const char *kid)
-{
-    json_t *o = json_object();
-    if (EVP_PKEY_is_a(k, "EC")) {
-        size_t field = (size_t)(EVP_PKEY_get_bits(k) + 7) / 8;
-        json_object_set_new(o, "kty", json_string("EC"));
-        json_object_set_new(o, "crv", json_string(field == 32 ? "P-256" : "P-384"));
-        set_bn(o, "x", k, OSSL_PKEY_PARAM_EC_PUB_X, field);
-        set_bn(o, "y", k, OSSL_PKEY_PARAM_EC_PUB_Y, field);
-    } else if (EVP_PKEY_is_a(k, "RSA")) {
-        json_object_set_new(o, "kty", json_string("RSA"));
-        set_bn(o, "n", k, OSSL_PKEY_PARAM_RSA_N, 0);
-        set_bn(o, "e", k, OSSL_PKEY_PARAM_RSA_E, 0);
-    } else {
-        unsigned char raw[32];
-        size_t len = sizeof raw;
-        assert_int_equal(EVP_PKEY_get_raw_public_key(k, raw, &len), 1);
-        json_object_set_new(o, "kty", json_string("OKP"));
-        json_object_set_new(o, "crv", json_string("Ed25519"));
-        set_b64(o, "x", raw, len);
-    }
-    if (kid)
-        json_object_set_new(o, "kid", json_string(kid));
-    return o;
-}
 
 /* Parses {"keys": [keys...]} (takes the objects); asserts success. */
 static struct ag_jwks *parse_keys(json_t **keys, size_t n)
@@ -170,8 +124,8 @@ static void test_base64url_strict(void **state)
 static void test_parse_every_key_type(void **state)
 {
     (void)state;
-    json_t *keys[] = {jwk_of(k_p256, "ec256"), jwk_of(k_p384, "ec384"), jwk_of(k_rsa, "rsa"),
-                      jwk_of(k_ed, NULL)};
+    json_t *keys[] = {test_jwk_of(k_p256, "ec256", NULL), test_jwk_of(k_p384, "ec384", NULL),
+                      test_jwk_of(k_rsa, "rsa", NULL), test_jwk_of(k_ed, NULL, NULL)};
     struct ag_jwks *set = parse_keys(keys, 4);
     assert_int_equal(ag_jwks_count(set), 4);
     assert_int_equal(ag_jwks_skipped(set), 0);
@@ -208,41 +162,41 @@ static void test_unusable_keys_skipped(void **state)
     (void)state;
     json_t *k;
     expect_skipped(json_pack("{s:s,s:s}", "kty", "oct", "k", "c2VjcmV0"), "symmetric");
-    expect_skipped(jwk_of(k_rsa1024, "small"), "under 2048");
+    expect_skipped(test_jwk_of(k_rsa1024, "small", NULL), "under 2048");
     unsigned char big[1025];
     memset(big, 0xff, sizeof big);
-    k = jwk_of(k_rsa, "big");
-    set_b64(k, "n", big, sizeof big);
+    k = test_jwk_of(k_rsa, "big", NULL);
+    test_jwk_set_b64(k, "n", big, sizeof big);
     expect_skipped(k, "over 8192");
-    k = jwk_of(k_rsa, "even-e");
+    k = test_jwk_of(k_rsa, "even-e", NULL);
     json_object_set_new(k, "e", json_string("AQAA"));
     expect_skipped(k, "even");
-    k = jwk_of(k_rsa, "no-e");
+    k = test_jwk_of(k_rsa, "no-e", NULL);
     json_object_del(k, "e");
     expect_skipped(k, "missing");
-    k = jwk_of(k_rsa, "enc");
+    k = test_jwk_of(k_rsa, "enc", NULL);
     json_object_set_new(k, "use", json_string("enc"));
     expect_skipped(k, "use");
-    k = jwk_of(k_rsa, "ops");
+    k = test_jwk_of(k_rsa, "ops", NULL);
     json_object_set_new(k, "key_ops", json_pack("[s]", "encrypt"));
     expect_skipped(k, "key_ops");
-    k = jwk_of(k_p256, "wrong-alg");
+    k = test_jwk_of(k_p256, "wrong-alg", NULL);
     json_object_set_new(k, "alg", json_string("RS256"));
     expect_skipped(k, "alg does not fit");
-    k = jwk_of(k_rsa, "hs");
+    k = test_jwk_of(k_rsa, "hs", NULL);
     json_object_set_new(k, "alg", json_string("HS256"));
     expect_skipped(k, "alg not supported");
-    k = jwk_of(k_p256, "curve");
+    k = test_jwk_of(k_p256, "curve", NULL);
     json_object_set_new(k, "crv", json_string("P-521"));
     expect_skipped(k, "curve");
-    k = jwk_of(k_p256, "short-x");
+    k = test_jwk_of(k_p256, "short-x", NULL);
     json_object_set_new(k, "x", json_string("AAAA"));
     expect_skipped(k, "size");
-    k = jwk_of(k_p256, "padded-x");
+    k = test_jwk_of(k_p256, "padded-x", NULL);
     json_object_set_new(k, "x", json_string("AAAA=="));
     expect_skipped(k, "base64url");
     /* A point off the curve: y + 1. */
-    k = jwk_of(k_p256, "off-curve");
+    k = test_jwk_of(k_p256, "off-curve", NULL);
     unsigned char y[48];
     size_t ylen;
     json_t *yv = json_object_get(k, "y");
@@ -251,9 +205,9 @@ static void test_unusable_keys_skipped(void **state)
                             sizeof y, &ylen),
         0);
     y[ylen - 1] ^= 1;
-    set_b64(k, "y", y, ylen);
+    test_jwk_set_b64(k, "y", y, ylen);
     expect_skipped(k, "curve");
-    k = jwk_of(k_ed, NULL);
+    k = test_jwk_of(k_ed, NULL, NULL);
     json_object_set_new(k, "crv", json_string("Ed448"));
     expect_skipped(k, "OKP");
     expect_skipped(json_pack("{s:s}", "kty", "XYZ"), "kty");
@@ -261,9 +215,9 @@ static void test_unusable_keys_skipped(void **state)
     char long_kid[AG_JWK_KID_MAX + 2];
     memset(long_kid, 'k', sizeof long_kid - 1);
     long_kid[sizeof long_kid - 1] = '\0';
-    expect_skipped(jwk_of(k_ed, long_kid), "kid");
+    expect_skipped(test_jwk_of(k_ed, long_kid, NULL), "kid");
     long_kid[AG_JWK_KID_MAX] = '\0'; /* exactly the limit: kept */
-    json_t *ok = jwk_of(k_ed, long_kid);
+    json_t *ok = test_jwk_of(k_ed, long_kid, NULL);
     struct ag_jwks *set = parse_keys(&ok, 1);
     assert_int_equal(ag_jwks_count(set), 1);
     assert_int_equal(ag_jwk_kid(ag_jwks_key(set, 0)).len, AG_JWK_KID_MAX);
@@ -274,10 +228,10 @@ static void test_key_options_kept(void **state)
 {
     (void)state;
     json_t *keys[3];
-    keys[0] = jwk_of(k_rsa, "ps");
+    keys[0] = test_jwk_of(k_rsa, "ps", NULL);
     json_object_set_new(keys[0], "alg", json_string("PS256"));
     json_object_set_new(keys[0], "use", json_string("sig"));
-    keys[1] = jwk_of(k_p256, "private-ignored");
+    keys[1] = test_jwk_of(k_p256, "private-ignored", NULL);
     json_object_set_new(keys[1], "d", json_string("AAAA"));
     json_object_set_new(keys[1], "key_ops", json_pack("[s,s]", "sign", "verify"));
     keys[2] = json_pack("{s:s,s:s}", "kty", "oct", "k", "c2VjcmV0");
@@ -331,7 +285,8 @@ static void test_document_errors(void **state)
 static void test_verify_checks_alg_and_length(void **state)
 {
     (void)state;
-    json_t *keys[] = {jwk_of(k_p256, "ec"), jwk_of(k_rsa, "rsa"), jwk_of(k_ed, "ed")};
+    json_t *keys[] = {test_jwk_of(k_p256, "ec", NULL), test_jwk_of(k_rsa, "rsa", NULL),
+                      test_jwk_of(k_ed, "ed", NULL)};
     struct ag_jwks *set = parse_keys(keys, 3);
     unsigned char sig[512] = {0};
     struct ag_str in = AG_STR("a.b");

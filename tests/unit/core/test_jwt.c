@@ -20,6 +20,7 @@
 #include "core/base64url.h"
 #include "core/jwks.h"
 #include "core/jwt.h"
+#include "../jwk_fixture.h"
 #include "core/banned.h"
 
 #define ISS "https://issuer.test"
@@ -54,42 +55,6 @@ static char *b64(const void *p, size_t n)
 
 /* ---- keys and their JWKs ---- */
 
-static void set_bn(json_t *o, const char *name, EVP_PKEY *k, const char *param, size_t pad)
-{
-    BIGNUM *bn = NULL;
-    unsigned char buf[1024];
-    assert_int_equal(EVP_PKEY_get_bn_param(k, param, &bn), 1);
-    int n = pad ? BN_bn2binpad(bn, buf, (int)pad) : BN_bn2bin(bn, buf);
-    json_object_set_new(o, name, json_string(keep(b64(buf, (size_t)n))));
-    BN_free(bn);
-}
-
-static json_t *jwk_of(EVP_PKEY *k, const char *kid, const char *alg)
-{
-    json_t *o = json_pack("{s:s}", "kid", kid);
-    if (EVP_PKEY_is_a(k, "EC")) {
-        size_t field = (size_t)(EVP_PKEY_get_bits(k) + 7) / 8;
-        json_object_set_new(o, "kty", json_string("EC"));
-        json_object_set_new(o, "crv", json_string(field == 32 ? "P-256" : "P-384"));
-        set_bn(o, "x", k, OSSL_PKEY_PARAM_EC_PUB_X, field);
-        set_bn(o, "y", k, OSSL_PKEY_PARAM_EC_PUB_Y, field);
-    } else if (EVP_PKEY_is_a(k, "RSA")) {
-        json_object_set_new(o, "kty", json_string("RSA"));
-        set_bn(o, "n", k, OSSL_PKEY_PARAM_RSA_N, 0);
-        set_bn(o, "e", k, OSSL_PKEY_PARAM_RSA_E, 0);
-    } else {
-        unsigned char raw[32];
-        size_t len = sizeof raw;
-        assert_int_equal(EVP_PKEY_get_raw_public_key(k, raw, &len), 1);
-        json_object_set_new(o, "kty", json_string("OKP"));
-        json_object_set_new(o, "crv", json_string("Ed25519"));
-        json_object_set_new(o, "x", json_string(keep(b64(raw, len))));
-    }
-    if (alg)
-        json_object_set_new(o, "alg", json_string(alg));
-    return o;
-}
-
 static int group_setup(void **state)
 {
     (void)state;
@@ -116,10 +81,11 @@ static int group_teardown(void **state)
 static int setup(void **state)
 {
     (void)state;
-    json_t *keys = json_pack(
-        "[oooooo]", jwk_of(k_p256, "p256", NULL), jwk_of(k_p384, "p384", NULL),
-        jwk_of(k_rsa, "rsa", NULL), jwk_of(k_ed, "ed", NULL), jwk_of(k_rsa2, "rsa-ps", "PS256"),
-        json_pack("{s:s,s:s,s:s}", "kty", "oct", "kid", "hmac", "k", "c2VjcmV0"));
+    json_t *keys =
+        json_pack("[oooooo]", test_jwk_of(k_p256, "p256", NULL), test_jwk_of(k_p384, "p384", NULL),
+                  test_jwk_of(k_rsa, "rsa", NULL), test_jwk_of(k_ed, "ed", NULL),
+                  test_jwk_of(k_rsa2, "rsa-ps", "PS256"),
+                  json_pack("{s:s,s:s,s:s}", "kty", "oct", "kid", "hmac", "k", "c2VjcmV0"));
     json_t *doc = json_pack("{s:o}", "keys", keys);
     char *text = json_dumps(doc, JSON_COMPACT);
     json_decref(doc);
@@ -718,7 +684,7 @@ static void test_several_issuers(void **state)
 {
     (void)state;
     struct ag_jwks *other;
-    json_t *doc = json_pack("{s:[o]}", "keys", jwk_of(k_p256, "other-key", NULL));
+    json_t *doc = json_pack("{s:[o]}", "keys", test_jwk_of(k_p256, "other-key", NULL));
     char *text = keep(json_dumps(doc, JSON_COMPACT));
     json_decref(doc);
     assert_int_equal(ag_jwks_parse(text, strlen(text), &other, NULL), 0);
@@ -803,7 +769,7 @@ static void test_keys_tried_without_kid_bounded(void **state)
     for (int i = 0; i < 12; i++) {
         eds[i] = EVP_PKEY_Q_keygen(NULL, NULL, "ED25519");
         assert_non_null(eds[i]);
-        json_t *k = jwk_of(eds[i], "x", NULL);
+        json_t *k = test_jwk_of(eds[i], "x", NULL);
         json_object_del(k, "kid");
         json_array_append_new(keys, k);
     }

@@ -26,6 +26,7 @@
 #include "core/http_server.h"
 #include "core/log.h"
 #include "gateway/keyring.h"
+#include "../jwk_fixture.h"
 #include "core/banned.h"
 
 #define ISS "https://issuer.test"
@@ -35,35 +36,12 @@ static EVP_PKEY *key_a, *key_b;
 
 /* ---- keys, sets and tokens (ES256 only) ---- */
 
-static void set_b64(json_t *o, const char *name, const unsigned char *p, size_t n)
-{
-    char text[256];
-    assert_true(ag_base64url_encoded_len(n) < sizeof text);
-    ag_base64url_encode(p, n, text);
-    json_object_set_new(o, name, json_string(text));
-}
-
-static json_t *jwk_of(EVP_PKEY *k, const char *kid)
-{
-    json_t *o = json_pack("{s:s,s:s,s:s}", "kty", "EC", "crv", "P-256", "kid", kid);
-    const char *params[] = {OSSL_PKEY_PARAM_EC_PUB_X, OSSL_PKEY_PARAM_EC_PUB_Y};
-    for (int i = 0; i < 2; i++) {
-        BIGNUM *bn = NULL;
-        unsigned char buf[32];
-        assert_int_equal(EVP_PKEY_get_bn_param(k, params[i], &bn), 1);
-        BN_bn2binpad(bn, buf, 32);
-        BN_free(bn);
-        set_b64(o, i ? "y" : "x", buf, 32);
-    }
-    return o;
-}
-
 /* A JWK Set text holding key A ("a"), and key B ("b") when with_b. Caller frees. */
 static char *jwks_text(bool with_b)
 {
-    json_t *keys = json_pack("[o]", jwk_of(key_a, "a"));
+    json_t *keys = json_pack("[o]", test_jwk_of(key_a, "a", NULL));
     if (with_b)
-        json_array_append_new(keys, jwk_of(key_b, "b"));
+        json_array_append_new(keys, test_jwk_of(key_b, "b", NULL));
     json_t *doc = json_pack("{s:o}", "keys", keys);
     char *text = json_dumps(doc, JSON_COMPACT);
     json_decref(doc);
