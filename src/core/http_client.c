@@ -175,13 +175,6 @@ static bool method_is(struct ag_str method, const char *name)
     return ag_str_eq(method, ag_str_from_cstr(name));
 }
 
-/* RFC 9110 §9.2.2: repeating these has the effect of sending them once. */
-static bool method_idempotent(struct ag_str m)
-{
-    return method_is(m, "GET") || method_is(m, "HEAD") || method_is(m, "OPTIONS") ||
-           method_is(m, "TRACE") || method_is(m, "PUT") || method_is(m, "DELETE");
-}
-
 static int request_check(const struct ag_http_client_request *req,
                          const struct ag_http_call_ops *ops, struct ag_err *err)
 {
@@ -277,7 +270,7 @@ int ag_http_client_request(struct ag_http_client *client, const struct ag_http_c
     call->ops = ops;
     call->ctx = ctx;
     call->is_head = method_is(req->method, "HEAD");
-    call->idempotent = method_idempotent(req->method);
+    call->idempotent = ag_http_method_idempotent(req->method);
     call->body_length = req->body.p ? 0 : req->body_length;
     call->chunked = call->body_length == AG_HTTP_LENGTH_UNKNOWN;
     call->body_open = call->body_length != 0;

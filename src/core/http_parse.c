@@ -92,6 +92,16 @@ int ag_http_limits_check(const struct ag_http_limits *l, struct ag_err *err)
     return 0;
 }
 
+bool ag_http_method_idempotent(struct ag_str m)
+{
+    static const struct ag_str idempotent[] = {AG_STR("GET"),   AG_STR("HEAD"), AG_STR("OPTIONS"),
+                                               AG_STR("TRACE"), AG_STR("PUT"),  AG_STR("DELETE")};
+    for (size_t i = 0; i < sizeof idempotent / sizeof idempotent[0]; i++)
+        if (ag_str_eq(m, idempotent[i]))
+            return true;
+    return false;
+}
+
 bool ag_http_is_tchar(unsigned char c)
 {
     classes_init_once();

@@ -127,6 +127,9 @@ int ag_http_parse_response(struct ag_http_parser *p, struct ag_http_response *re
 enum ag_http_body_kind ag_http_response_body(const struct ag_http_response *resp,
                                              struct ag_str method);
 
+/* RFC 9110 §9.2.2: GET, HEAD, OPTIONS, TRACE, PUT, DELETE (repeating one is sending it once). */
+bool ag_http_method_idempotent(struct ag_str method);
+
 /* The value of the first field named name (case-insensitive), or a slice with p == NULL. */
 struct ag_str ag_http_header_get(const struct ag_http_header *headers, size_t count,
                                  struct ag_str name);

@@ -35,15 +35,15 @@ struct gw_req {
     struct gw_upstream *up;
     struct ag_http_call *call;
     struct gw_rl_pending *rl_pending;
-    int target;             /* index in the upstream's pool, -1 before a pick */
-    uint64_t tried;         /* targets tried, one bit each */
-    unsigned attempts;      /* sends so far */
-    bool probe;             /* this request is the breaker's half-open probe */
-    bool outcome_recorded;  /* breaker and passive health told about the current send */
-    bool responded;         /* the client's response has started */
-    bool body_ended;        /* the client's body ended (last piece seen) */
-    bool call_body;         /* the call streams a body */
-    bool authed;            /* claims hold a verified token */
+    int target;            /* index in the upstream's pool, -1 before a pick */
+    uint64_t tried;        /* targets tried, one bit each */
+    unsigned attempts;     /* sends so far */
+    bool probe;            /* this request is the breaker's half-open probe */
+    bool outcome_recorded; /* breaker and passive health told about the current send */
+    bool responded;        /* the client's response has started */
+    bool body_ended;       /* the client's body ended (last piece seen) */
+    bool call_body;        /* the call streams a body */
+    bool authed;           /* claims hold a verified token */
     bool has_rl;
     int status;
     uint64_t start_ns, upstream_ns;
@@ -55,7 +55,7 @@ struct gw_req {
     struct gw_rl_decision rl;
     struct gw_cors_headers cors;
     bool has_cors_headers;
-    char *target_buf; /* a rewritten path, when the route rewrites */
+    char *target_buf;   /* a rewritten path, when the route rewrites */
     struct ag_str host; /* the request's host: the Host field, or an absolute target's authority */
     bool absolute;      /* the target was in absolute form: send its origin form upstream */
     struct ag_jwt_claims claims;
@@ -73,12 +73,6 @@ static uint64_t now_ns(void)
 static bool method_is(const struct ag_http_request *req, const char *m)
 {
     return ag_str_eq(req->method, ag_str_from_cstr(m));
-}
-
-static bool method_idempotent(const struct ag_http_request *req)
-{
-    return method_is(req, "GET") || method_is(req, "HEAD") || method_is(req, "OPTIONS") ||
-           method_is(req, "PUT") || method_is(req, "DELETE") || method_is(req, "TRACE");
 }
 
 /* ---- request states ---- */
@@ -180,8 +174,7 @@ static void respond_problem(struct gw_req *r, int status, const char *detail,
     hdrs_common(r, &h);
     for (size_t i = 0; i < extra_count; i++)
         hdrs_put(&h, extra[i]);
-    gw_security_headers(security(r), NULL, 0, false, h.h, &h.n, sizeof h.h / sizeof h.h[0],
-                        h.hsts);
+    gw_security_headers(security(r), NULL, 0, false, h.h, &h.n, sizeof h.h / sizeof h.h[0], h.hsts);
     struct ag_buf b;
     ag_buf_init(&b, 4096);
     const char *title = ag_http_reason(status);
@@ -243,8 +236,8 @@ static bool retry_allowed(struct gw_req *r)
 {
     const struct gw_upstream_conf *uc = r->up->conf;
     const struct ag_http_request *req = ag_http_exchange_request(r->ex);
-    if (r->attempts >= uc->retries.attempts || r->responded || !method_idempotent(req) ||
-        req->body != AG_HTTP_BODY_NONE)
+    if (r->attempts >= uc->retries.attempts || r->responded ||
+        !ag_http_method_idempotent(req->method) || req->body != AG_HTTP_BODY_NONE)
         return false;
     struct gw_retry_budget *b = &r->ws->budgets[r->up->index];
     uint64_t now = ag_loop_now(r->w->loop);
@@ -276,8 +269,8 @@ static void call_on_response(struct ag_http_call *call, const struct ag_http_res
     }
     const struct ag_http_request *req = ag_http_exchange_request(r->ex);
     struct ag_http_header out[GW_HEADERS_OUT_CAP];
-    size_t n = gw_response_headers(resp->headers, resp->header_count, r->has_rl,
-                                   r->route->has_cors, out);
+    size_t n =
+        gw_response_headers(resp->headers, resp->header_count, r->has_rl, r->route->has_cors, out);
     struct hdrs h = {0};
     hdrs_common(r, &h);
     gw_security_headers(security(r), resp->headers, resp->header_count, false, h.h, &h.n,
@@ -502,17 +495,16 @@ static void send_upstream(struct gw_req *r)
 
 static void continue_after_rate_limit(struct gw_req *r)
 {
-    ag_counter_inc(r->rl.degraded ? r->route->rl_degraded
+    ag_counter_inc(r->rl.degraded  ? r->route->rl_degraded
                    : r->rl.allowed ? r->route->rl_allowed
                                    : r->route->rl_limited);
     if (!r->rl.allowed) {
         char retry[24];
         snprintf(retry, sizeof retry, "%" PRIu64, r->rl.retry_after_s ? r->rl.retry_after_s : 1);
         struct ag_http_header h = {AG_STR("Retry-After"), ag_str_from_cstr(retry)};
-        respond_problem(r, 429,
-                        r->rl.degraded ? "the rate limit store is unavailable"
-                                       : "rate limit exceeded",
-                        &h, 1);
+        respond_problem(
+            r, 429, r->rl.degraded ? "the rate limit store is unavailable" : "rate limit exceeded",
+            &h, 1);
         return;
     }
     send_upstream(r);
@@ -569,8 +561,9 @@ static void refuse_token(struct gw_req *r, const char *error, const char *descri
 {
     char value[256];
     if (error)
-        snprintf(value, sizeof value, "Bearer realm=\"agora\", error=\"%s\", error_description=\"%s\"",
-                 error, description);
+        snprintf(value, sizeof value,
+                 "Bearer realm=\"agora\", error=\"%s\", error_description=\"%s\"", error,
+                 description);
     else
         snprintf(value, sizeof value, "Bearer realm=\"agora\"");
     struct ag_http_header h = {AG_STR("WWW-Authenticate"), ag_str_from_cstr(value)};
