@@ -19,8 +19,18 @@ struct ag_str {
 struct ag_str ag_str_from_cstr(const char *s);
 /* True when a and b hold the same bytes. */
 bool ag_str_eq(struct ag_str a, struct ag_str b);
-/* True when a and b are equal ignoring ASCII case. */
-bool ag_str_eq_nocase(struct ag_str a, struct ag_str b);
+/* True when a and b are equal ignoring ASCII case. Inline: header lookups call it per field. */
+static inline bool ag_str_eq_nocase(struct ag_str a, struct ag_str b)
+{
+    if (a.len != b.len)
+        return false;
+    for (size_t i = 0; i < a.len; i++) {
+        char x = a.p[i], y = b.p[i];
+        if (x != y && ((x | 0x20) != (y | 0x20) || (unsigned char)((x | 0x20) - 'a') > 'z' - 'a'))
+            return false;
+    }
+    return true;
+}
 /* True when s starts with prefix. */
 bool ag_str_has_prefix(struct ag_str s, struct ag_str prefix);
 /* s without leading and trailing spaces and horizontal tabs (OWS). */

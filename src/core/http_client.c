@@ -3,10 +3,12 @@
 
 #include <inttypes.h>
 #include <stddef.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "core/http_client_conn.h"
+#include "core/http_fields.h"
 #include "core/banned.h"
 
 #define APPEND_LIT(b, lit) ag_buf_append((b), (lit), sizeof(lit) - 1)
@@ -160,13 +162,18 @@ static bool is_visible(struct ag_str s)
 /* Fields that frame the message or manage the connection: the client writes those itself. */
 static bool field_reserved(struct ag_str name)
 {
-    static const struct ag_str reserved[] = {
-        AG_STR("host"),       AG_STR("content-length"), AG_STR("transfer-encoding"),
-        AG_STR("connection"), AG_STR("upgrade"),
-    };
-    for (size_t i = 0; i < sizeof reserved / sizeof reserved[0]; i++)
-        if (ag_str_eq_nocase(name, reserved[i]))
-            return true;
+    switch (name.len) { /* by length first: this runs for every field of every request */
+    case 4:
+        return ag_str_eq_nocase(name, AG_STR("host"));
+    case 7:
+        return ag_str_eq_nocase(name, AG_STR("upgrade"));
+    case 10:
+        return ag_str_eq_nocase(name, AG_STR("connection"));
+    case 14:
+        return ag_str_eq_nocase(name, AG_STR("content-length"));
+    case 17:
+        return ag_str_eq_nocase(name, AG_STR("transfer-encoding"));
+    }
     return false;
 }
 
@@ -190,11 +197,13 @@ static int request_check(const struct ag_http_client_request *req,
         return ag_err_set(err, AG_EINVAL, "the host must be visible ASCII without spaces");
     if (req->header_count > 0 && !req->headers)
         return ag_err_set(err, AG_EINVAL, "header_count without headers");
+    if (req->checked_headers > req->header_count)
+        return ag_err_set(err, AG_EINVAL, "checked_headers is over header_count");
     for (size_t i = 0; i < req->header_count; i++) {
         const struct ag_http_header *h = &req->headers[i];
-        if (!ag_http_is_token(h->name))
+        if (i >= req->checked_headers && !ag_http_is_token(h->name))
             return ag_err_set(err, AG_EINVAL, "field %zu: the name must be a token", i);
-        if (!ag_http_field_value_safe(h->value))
+        if (i >= req->checked_headers && !ag_http_field_value_safe(h->value))
             return ag_err_set(err, AG_EINVAL, "field %zu: CR, LF or NUL in the value", i);
         if (field_reserved(h->name))
             return ag_err_set(err, AG_EINVAL, "field %.*s is written by the client",
@@ -205,38 +214,59 @@ static int request_check(const struct ag_http_client_request *req,
     return 0;
 }
 
-/* Writes the request head, and the whole body when given, into call->out. */
+/* Writes the request head, and the whole body when given, into call->out, in one reservation. */
 static int request_write(struct ag_http_call *call, const struct ag_http_client_request *req,
                          struct ag_str host)
 {
     struct ag_buf *out = &call->out;
     int rc = ag_hc_buf_acquire(call->client, out);
-    rc = rc ? rc : ag_buf_append_str(out, req->method);
-    rc = rc ? rc : APPEND_LIT(out, " ");
-    rc = rc ? rc : ag_buf_append_str(out, req->target);
-    rc = rc ? rc : APPEND_LIT(out, " HTTP/1.1\r\nHost: ");
-    rc = rc ? rc : ag_buf_append_str(out, host);
-    rc = rc ? rc : APPEND_LIT(out, "\r\n");
-    for (size_t i = 0; rc == 0 && i < req->header_count; i++) {
-        rc = ag_buf_append_str(out, req->headers[i].name);
-        rc = rc ? rc : APPEND_LIT(out, ": ");
-        rc = rc ? rc : ag_buf_append_str(out, req->headers[i].value);
-        rc = rc ? rc : APPEND_LIT(out, "\r\n");
-    }
+    if (rc < 0)
+        return rc;
+    char length[48];
+    size_t length_len = 0;
     if (req->body.p)
-        rc = rc ? rc : ag_buf_appendf(out, "Content-Length: %zu\r\n", req->body.len);
+        length_len =
+            (size_t)snprintf(length, sizeof length, "Content-Length: %zu\r\n", req->body.len);
     else if (req->body_length > 0)
-        rc = rc ? rc : ag_buf_appendf(out, "Content-Length: %" PRId64 "\r\n", req->body_length);
-    else if (req->body_length == AG_HTTP_LENGTH_UNKNOWN)
-        rc = rc ? rc : APPEND_LIT(out, "Transfer-Encoding: chunked\r\n");
-    else if (method_is(req->method, "POST") || method_is(req->method, "PUT") ||
-             method_is(req->method, "PATCH"))
-        rc = rc ? rc : APPEND_LIT(out, "Content-Length: 0\r\n");
-    rc = rc ? rc : APPEND_LIT(out, "\r\n");
-    call->head_len = out->len;
-    if (req->body.p)
-        rc = rc ? rc : ag_buf_append_str(out, req->body);
-    return rc;
+        length_len = (size_t)snprintf(length, sizeof length, "Content-Length: %" PRId64 "\r\n",
+                                      req->body_length);
+    static const char chunked[] = "Transfer-Encoding: chunked\r\n",
+                      empty[] = "Content-Length: 0\r\n";
+    const char *framing = length;
+    if (!req->body.p && req->body_length == AG_HTTP_LENGTH_UNKNOWN) {
+        framing = chunked;
+        length_len = sizeof chunked - 1;
+    } else if (!req->body.p && req->body_length == 0 &&
+               (method_is(req->method, "POST") || method_is(req->method, "PUT") ||
+                method_is(req->method, "PATCH"))) {
+        framing = empty;
+        length_len = sizeof empty - 1;
+    }
+    static const char version[] = " HTTP/1.1\r\nHost: ";
+    size_t head = req->method.len + 1 + req->target.len + sizeof version - 1 + host.len + 2 +
+                  ag_http_fields_size(req->headers, req->header_count) + length_len + 2;
+    size_t body = req->body.p ? req->body.len : 0;
+    rc = ag_buf_reserve(out, head + body);
+    if (rc < 0)
+        return rc;
+    char *at = ag_buf_tail(out);
+    at = ag_http_put(at, req->method.p, req->method.len);
+    *at++ = ' ';
+    at = ag_http_put(at, req->target.p, req->target.len);
+    at = ag_http_put(at, version, sizeof version - 1);
+    at = ag_http_put(at, host.p, host.len);
+    *at++ = '\r';
+    *at++ = '\n';
+    at = ag_http_fields_put(at, req->headers, req->header_count);
+    if (length_len)
+        at = ag_http_put(at, framing, length_len);
+    *at++ = '\r';
+    *at++ = '\n';
+    if (body)
+        ag_http_put(at, req->body.p, body);
+    ag_buf_commit(out, head + body);
+    call->head_len = out->len - body;
+    return 0;
 }
 
 int ag_http_client_request(struct ag_http_client *client, const struct ag_http_client_request *req,

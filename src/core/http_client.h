@@ -114,6 +114,13 @@ struct ag_http_client_request {
     const struct ag_http_header *headers; /* extra fields, sent in order */
     size_t header_count;
     /*
+     * How many of the first fields are sendable by construction and need no check (a proxy):
+     * taken unchanged from a message that ag_http_parse_* accepted, or built by the caller from
+     * parts it checked. The others are checked: a token name, no CR, LF or NUL in the value.
+     * Reserved fields (Host, Content-Length...) are refused either way.
+     */
+    size_t checked_headers;
+    /*
      * The request body: 0 for none (POST, PUT and PATCH then send Content-Length: 0), a length
      * > 0 to be written with ag_http_call_write (Content-Length), or AG_HTTP_LENGTH_UNKNOWN to be
      * written and then ended with ag_http_call_end (chunked). Ignored when body.p is set.

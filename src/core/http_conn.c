@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include "core/http_body.h"
+#include "core/http_fields.h"
 #include "core/json.h"
 #include "core/net.h"
 #include "core/banned.h"
@@ -220,18 +221,15 @@ static int send_continue(struct ag_http_conn *c, struct ag_http_exchange *ex)
     return 0;
 }
 
-int ag_http_response_start(struct ag_http_exchange *ex, int status,
-                           const struct ag_http_header *headers, size_t count,
-                           int64_t content_length)
+/* Starts the response; the fields are checked already (see ag_http_response_pass). */
+static int response_head(struct ag_http_exchange *ex, int status,
+                         const struct ag_http_header *headers, size_t count, int64_t content_length)
 {
     struct ag_http_conn *c = ex->conn;
     if (ex->started || !c || c->closed)
         return AG_ECLOSED;
     if (status < 200 || status > 599)
         return AG_EINVAL;
-    for (size_t i = 0; i < count; i++)
-        if (!ag_http_is_token(headers[i].name) || !ag_http_field_value_safe(headers[i].value))
-            return AG_EINVAL;
     if (c->w->draining)
         ex->keep_alive = false;
 
@@ -249,6 +247,8 @@ int ag_http_response_start(struct ag_http_exchange *ex, int status,
     }
 
     struct ag_buf *out = &c->out;
+    if (buf_acquire(c->w, out) < 0)
+        return AG_ENOMEM;
     if (!ex->body_done && ex->req.expect_continue && !ex->continue_sent) {
         if (ex->in_on_request) {
             /* Whether the body is wanted is known when on_request returns. */
@@ -258,41 +258,80 @@ int ag_http_response_start(struct ag_http_exchange *ex, int status,
             return AG_ENOMEM;
         }
     }
-    size_t old_len = out->len;
-    char num[20];
+    static const char cl[] = "Content-Length: ", te[] = "Transfer-Encoding: chunked\r\n",
+                      close[] = "Connection: close\r\n", ka[] = "Connection: keep-alive\r\n";
+    char status_num[20], length_num[20];
+    size_t status_len = u64_to_dec((uint64_t)status, status_num), length_len = 0;
     const char *reason = ag_http_reason(status);
-    int rc = APPEND_LIT(out, "HTTP/1.1 ");
-    rc = rc ? rc : ag_buf_append(out, num, u64_to_dec((uint64_t)status, num));
-    rc = rc ? rc : APPEND_LIT(out, " ");
-    rc = rc ? rc : ag_buf_append(out, reason, strlen(reason));
-    rc = rc ? rc : APPEND_LIT(out, "\r\nDate: ");
-    rc = rc ? rc : ag_buf_append(out, date_field(c->w), 29);
+    size_t reason_len = strlen(reason);
+    size_t need =
+        sizeof "HTTP/1.1 " - 1 + status_len + 1 + reason_len + 2 + sizeof "Date: " - 1 + 29 + 2 + 2;
     if (ex->declared >= 0) {
-        rc = rc ? rc : APPEND_LIT(out, "\r\nContent-Length: ");
-        rc = rc ? rc : ag_buf_append(out, num, u64_to_dec((uint64_t)ex->declared, num));
+        length_len = u64_to_dec((uint64_t)ex->declared, length_num);
+        need += sizeof cl - 1 + length_len + 2;
     } else if (ex->chunked) {
-        rc = rc ? rc : APPEND_LIT(out, "\r\nTransfer-Encoding: chunked");
+        need += sizeof te - 1;
     }
-    if (!ex->keep_alive)
-        rc = rc ? rc : APPEND_LIT(out, "\r\nConnection: close");
-    else if (ex->req.version == 10)
-        rc = rc ? rc : APPEND_LIT(out, "\r\nConnection: keep-alive");
-    for (size_t i = 0; rc == 0 && i < count; i++) {
-        rc = APPEND_LIT(out, "\r\n");
-        rc = rc ? rc : ag_buf_append_str(out, headers[i].name);
-        rc = rc ? rc : APPEND_LIT(out, ": ");
-        rc = rc ? rc : ag_buf_append_str(out, headers[i].value);
+    const char *conn_field = NULL;
+    size_t conn_len = 0;
+    if (!ex->keep_alive) {
+        conn_field = close;
+        conn_len = sizeof close - 1;
+    } else if (ex->req.version == 10) {
+        conn_field = ka;
+        conn_len = sizeof ka - 1;
     }
-    rc = rc ? rc : APPEND_LIT(out, "\r\n\r\n");
-    if (rc < 0) {
-        out->len = old_len;
+    need += conn_len + ag_http_fields_size(headers, count);
+    int rc = ag_buf_reserve(out, need);
+    if (rc < 0)
         return rc;
+    char *at = ag_buf_tail(out);
+    at = ag_http_put(at, "HTTP/1.1 ", sizeof "HTTP/1.1 " - 1);
+    at = ag_http_put(at, status_num, status_len);
+    *at++ = ' ';
+    at = ag_http_put(at, reason, reason_len);
+    at = ag_http_put(at, "\r\nDate: ", sizeof "\r\nDate: " - 1);
+    at = ag_http_put(at, date_field(c->w), 29);
+    *at++ = '\r';
+    *at++ = '\n';
+    if (ex->declared >= 0) {
+        at = ag_http_put(at, cl, sizeof cl - 1);
+        at = ag_http_put(at, length_num, length_len);
+        *at++ = '\r';
+        *at++ = '\n';
+    } else if (ex->chunked) {
+        at = ag_http_put(at, te, sizeof te - 1);
     }
+    if (conn_len)
+        at = ag_http_put(at, conn_field, conn_len);
+    at = ag_http_fields_put(at, headers, count);
+    *at++ = '\r';
+    *at++ = '\n';
+    ag_buf_commit(out, need);
     if (ex->drop_body)
         ex->chunked = false;
     ex->started = true;
     conn_kick(c);
     return 0;
+}
+
+int ag_http_response_start(struct ag_http_exchange *ex, int status,
+                           const struct ag_http_header *headers, size_t count,
+                           int64_t content_length)
+{
+    struct ag_http_conn *c = ex->conn;
+    if (ex->started || !c || c->closed)
+        return AG_ECLOSED;
+    if (!ag_http_fields_valid(headers, count))
+        return AG_EINVAL;
+    return response_head(ex, status, headers, count, content_length);
+}
+
+int ag_http_response_pass(struct ag_http_exchange *ex, int status,
+                          const struct ag_http_header *headers, size_t count,
+                          int64_t content_length)
+{
+    return response_head(ex, status, headers, count, content_length);
 }
 
 int ag_http_response_write(struct ag_http_exchange *ex, const void *data, size_t len)

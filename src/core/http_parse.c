@@ -1,7 +1,6 @@
 /* Incremental, in-place HTTP/1.1 message-head parser (RFC 9110/9112), strict by design. */
 #include "core/http_parse.h"
 
-#include <pthread.h>
 #include <string.h>
 
 #include "core/err.h"
@@ -32,39 +31,36 @@ enum {
     C_HEX = 1 << 4,
 };
 
-static unsigned char byte_class[256];
+/* Class membership as constant expressions, so the table below is built by the compiler. */
+#define IS_ALPHA(c) (((c) >= 'a' && (c) <= 'z') || ((c) >= 'A' && (c) <= 'Z'))
+#define IS_DIGIT(c) ((c) >= '0' && (c) <= '9')
+#define IS_UNRESERVED(c)                                                                           \
+    (IS_ALPHA(c) || IS_DIGIT(c) || (c) == '-' || (c) == '.' || (c) == '_' || (c) == '~')
+#define IS_SUB_DELIM(c)                                                                            \
+    ((c) == '!' || (c) == '$' || (c) == '&' || (c) == '\'' || (c) == '(' || (c) == ')' ||          \
+     (c) == '*' || (c) == '+' || (c) == ',' || (c) == ';' || (c) == '=')
+#define IS_TCHAR(c)                                                                                \
+    (IS_ALPHA(c) || IS_DIGIT(c) || (c) == '!' || (c) == '#' || (c) == '$' || (c) == '%' ||         \
+     (c) == '&' || (c) == '\'' || (c) == '*' || (c) == '+' || (c) == '-' || (c) == '.' ||          \
+     (c) == '^' || (c) == '_' || (c) == '`' || (c) == '|' || (c) == '~')
+#define IS_TARGET(c)                                                                               \
+    (IS_UNRESERVED(c) || IS_SUB_DELIM(c) || (c) == ':' || (c) == '@' || (c) == '/' ||              \
+     (c) == '?' || (c) == '%' || (c) == '[' || (c) == ']')
+#define IS_VALUE(c) (((c) >= 0x21 && (c) <= 0x7e) || (c) >= 0x80 || (c) == ' ' || (c) == '\t')
+#define IS_HOST(c)                                                                                 \
+    (IS_UNRESERVED(c) || IS_SUB_DELIM(c) || (c) == ':' || (c) == '[' || (c) == ']' || (c) == '%')
+#define IS_HEX(c) (IS_DIGIT(c) || ((c) >= 'a' && (c) <= 'f') || ((c) >= 'A' && (c) <= 'F'))
+#define CLASS(c)                                                                                   \
+    ((IS_TCHAR(c) ? C_TCHAR : 0) | (IS_TARGET(c) ? C_TARGET : 0) | (IS_VALUE(c) ? C_VALUE : 0) |   \
+     (IS_HOST(c) ? C_HOST : 0) | (IS_HEX(c) ? C_HEX : 0))
+#define CLASS4(c)  CLASS(c), CLASS((c) + 1), CLASS((c) + 2), CLASS((c) + 3)
+#define CLASS16(c) CLASS4(c), CLASS4((c) + 4), CLASS4((c) + 8), CLASS4((c) + 12)
+#define CLASS64(c) CLASS16(c), CLASS16((c) + 16), CLASS16((c) + 32), CLASS16((c) + 48)
 
-static void classes_build(void)
-{
-    unsigned char t[256] = {0};
-    for (int c = 0; c < 256; c++) {
-        bool alpha = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z');
-        bool digit = c >= '0' && c <= '9';
-        bool unreserved = alpha || digit || c == '-' || c == '.' || c == '_' || c == '~';
-        bool sub_delim = c && strchr("!$&'()*+,;=", c);
-        if (alpha || digit || (c && strchr("!#$%&'*+-.^_`|~", c)))
-            t[c] |= C_TCHAR;
-        if (unreserved || sub_delim || (c && strchr(":@/?%[]", c)))
-            t[c] |= C_TARGET;
-        if ((c >= 0x21 && c <= 0x7e) || c >= 0x80 || c == ' ' || c == '\t')
-            t[c] |= C_VALUE;
-        if (unreserved || sub_delim || (c && strchr(":[]%", c)))
-            t[c] |= C_HOST;
-        if (digit || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F'))
-            t[c] |= C_HEX;
-    }
-    memcpy(byte_class, t, sizeof t);
-}
-
-static void classes_init_once(void)
-{
-    static pthread_once_t once = PTHREAD_ONCE_INIT;
-    pthread_once(&once, classes_build);
-}
+static const unsigned char byte_class[256] = {CLASS64(0), CLASS64(64), CLASS64(128), CLASS64(192)};
 
 bool ag_http_is_token(struct ag_str s)
 {
-    classes_init_once();
     if (s.len == 0)
         return false;
     for (size_t i = 0; i < s.len; i++)
@@ -73,9 +69,24 @@ bool ag_http_is_token(struct ag_str s)
     return true;
 }
 
+/* Nonzero when one of the 8 bytes of x equals the byte in ones * b (SWAR, exact). */
+static inline uint64_t has_byte(uint64_t x, uint64_t b)
+{
+    const uint64_t ones = 0x0101010101010101ULL, highs = 0x8080808080808080ULL;
+    uint64_t y = x ^ (ones * b);
+    return (y - ones) & ~y & highs;
+}
+
 bool ag_http_field_value_safe(struct ag_str v)
 {
-    for (size_t i = 0; i < v.len; i++)
+    size_t i = 0;
+    for (; i + 8 <= v.len; i += 8) {
+        uint64_t x;
+        memcpy(&x, v.p + i, 8);
+        if (has_byte(x, '\r') | has_byte(x, '\n') | has_byte(x, 0))
+            return false;
+    }
+    for (; i < v.len; i++)
         if (v.p[i] == '\r' || v.p[i] == '\n' || v.p[i] == '\0')
             return false;
     return true;
@@ -104,7 +115,6 @@ bool ag_http_method_idempotent(struct ag_str m)
 
 bool ag_http_is_tchar(unsigned char c)
 {
-    classes_init_once();
     return byte_class[c] & C_TCHAR;
 }
 
@@ -118,7 +128,6 @@ static int refuse(struct ag_http_parser *p, int status, const char *detail)
 
 void ag_http_parser_init(struct ag_http_parser *p, const struct ag_http_limits *limits)
 {
-    classes_init_once();
     *p = (struct ag_http_parser){.limits = limits, .state = S_METHOD};
 }
 

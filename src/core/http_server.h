@@ -153,6 +153,17 @@ int ag_http_response_start(struct ag_http_exchange *ex, int status,
                            int64_t content_length);
 
 /*
+ * ag_http_response_start without the field check, for a proxy whose fields are sendable by
+ * construction: taken unchanged from a message that ag_http_parse_request or
+ * ag_http_parse_response accepted (names are tokens, values hold no CR, LF or NUL), or built by
+ * the caller from parts it checked. A field that breaks that contract corrupts the response:
+ * when in doubt, use ag_http_response_start.
+ */
+int ag_http_response_pass(struct ag_http_exchange *ex, int status,
+                          const struct ag_http_header *headers, size_t count,
+                          int64_t content_length);
+
+/*
  * Queues body bytes (copied). Returns 0; AG_ERANGE past the declared Content-Length or the
  * output buffer's hard maximum; AG_ECLOSED before start, after end, or when the connection is
  * gone. Check ag_http_response_congested and wait for on_drain before writing much more.

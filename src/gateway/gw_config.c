@@ -876,13 +876,42 @@ static int check_store(struct gw_config *cfg, const struct ag_config_doc *doc, s
     return 0;
 }
 
+/* The security header values are sent on every response as they are: printable ASCII only. */
+static int check_security(struct gw_config *cfg, const struct ag_config_doc *doc,
+                          struct ag_err *err)
+{
+    const struct gw_security_conf *sec = &cfg->security_headers;
+    const struct {
+        const char *key, *value;
+    } values[] = {
+        {"content_type_options", sec->content_type_options},
+        {"frame_options", sec->frame_options},
+        {"referrer_policy", sec->referrer_policy},
+        {"content_security_policy", sec->content_security_policy},
+    };
+    for (size_t i = 0; i < sizeof values / sizeof values[0]; i++) {
+        const char *v = values[i].value;
+        for (size_t k = 0; v && v[k]; k++) {
+            unsigned char c = (unsigned char)v[k];
+            if ((c < 0x20 && c != '\t') || c > 0x7e)
+                return fail_at(err, doc,
+                               node_line(doc, "security_headers", SIZE_MAX, values[i].key, NULL),
+                               "security_headers.%s: byte 0x%02x at offset %zu; a header value "
+                               "must be printable ASCII",
+                               values[i].key, c, k);
+        }
+    }
+    return 0;
+}
+
 static int load_doc(struct gw_config *cfg, struct ag_config_doc *doc, struct ag_err *err)
 {
     int rc = ag_config_bind(&gw_config_schema, cfg, doc, NULL, err);
     if (rc < 0)
         return rc;
     if ((rc = check_upstreams(cfg, doc, err)) < 0 || (rc = check_issuers(cfg, doc, err)) < 0 ||
-        (rc = check_routes(cfg, doc, err)) < 0 || (rc = check_store(cfg, doc, err)) < 0)
+        (rc = check_routes(cfg, doc, err)) < 0 || (rc = check_store(cfg, doc, err)) < 0 ||
+        (rc = check_security(cfg, doc, err)) < 0)
         gw_config_release(cfg);
     return rc;
 }

@@ -52,6 +52,9 @@ struct gw_req {
     char request_id[GW_REQUEST_ID_MAX + 1];
     char traceparent[GW_TRACEPARENT_LEN + 1];
     char client_ip[48];
+    size_t request_id_len, client_ip_len;
+    struct ag_str authorization, connection; /* the request's fields, if any */
+    unsigned authorizations;                 /* Authorization fields in the request */
     struct gw_rl_decision rl;
     struct gw_cors_headers cors;
     bool has_cors_headers;
@@ -141,7 +144,8 @@ static void hdrs_add(struct hdrs *h, const char *name, struct ag_str value)
 /* The fields every response carries: request id, CORS, rate limit state. */
 static void hdrs_common(struct gw_req *r, struct hdrs *h)
 {
-    hdrs_add(h, "X-Request-Id", ag_str_from_cstr(r->request_id));
+    hdrs_put(h, (struct ag_http_header){AG_STR("X-Request-Id"),
+                                        (struct ag_str){r->request_id, r->request_id_len}});
     if (r->has_cors_headers)
         for (size_t i = 0; i < r->cors.count; i++)
             hdrs_put(h, r->cors.h[i]);
@@ -293,8 +297,10 @@ static void call_on_response(struct ag_http_call *call, const struct ag_http_res
     r->status = resp->status;
     if (failure)
         record_outcome(r, true);
-    if (ag_http_response_start(r->ex, resp->status, out, n, length) < 0) {
-        /* A field the server will not send (a value with CR, LF or NUL): the upstream is broken. */
+    /* All sendable: the upstream's were parsed; the gateway's own come from checked parts
+     * (request ids, parsed Origin, configuration values checked at load). */
+    if (ag_http_response_pass(r->ex, resp->status, out, n, length) < 0) {
+        /* Out of memory, or the client is gone: the upstream's answer cannot be passed on. */
         record_outcome(r, true);
         ag_http_call_cancel(call);
         r->call = NULL;
@@ -449,10 +455,11 @@ static void send_upstream(struct gw_req *r)
         tenant = ag_str_from_cstr(r->claims.tenant);
     }
     struct gw_forward fwd = {
-        .client_ip = ag_str_from_cstr(r->client_ip),
+        .connection = r->connection,
+        .client_ip = {r->client_ip, r->client_ip_len},
         .host = r->host,
-        .request_id = ag_str_from_cstr(r->request_id),
-        .traceparent = ag_str_from_cstr(r->traceparent),
+        .request_id = {r->request_id, r->request_id_len},
+        .traceparent = {r->traceparent, GW_TRACEPARENT_LEN},
         .user_id = sub,
         .user_roles = roles,
         .tenant_id = tenant,
@@ -472,6 +479,7 @@ static void send_upstream(struct gw_req *r)
         .host = host ? ag_str_from_cstr(host) : r->host,
         .headers = headers,
         .header_count = count,
+        .checked_headers = count, /* parsed, or made by the gateway from checked parts */
         .body_length = body_length,
         .response_timeout_ms = (uint32_t)r->route->timeout_ms,
     };
@@ -523,7 +531,7 @@ static void rate_limit(struct gw_req *r)
 {
     const struct gw_rate_conf *rc = &r->route->conf->rate_limit;
     const struct ag_http_request *req = ag_http_exchange_request(r->ex);
-    struct ag_str value = ag_str_from_cstr(r->client_ip);
+    struct ag_str value = {r->client_ip, r->client_ip_len};
     const char *kind = "ip";
     if (rc->key_kind == GW_RATE_KEY_USER && r->authed) {
         value = ag_str_from_cstr(r->claims.sub);
@@ -579,8 +587,8 @@ static bool authenticate(struct gw_req *r, const struct ag_http_request *req)
     const struct gw_route_conf *rc = r->route->conf;
     if (rc->auth == GW_AUTH_NONE)
         return true;
-    struct ag_str auth =
-        ag_http_header_get(req->headers, req->header_count, AG_STR("Authorization"));
+    (void)req;
+    struct ag_str auth = r->authorization;
     if (!auth.p) {
         if (rc->auth == GW_AUTH_OPTIONAL)
             return true;
@@ -657,11 +665,7 @@ static void route_request(struct gw_req *r, const struct ag_http_request *req)
                        "not route");
         return;
     }
-    size_t authorizations = 0;
-    for (size_t i = 0; i < req->header_count; i++)
-        if (ag_str_eq_nocase(req->headers[i].name, AG_STR("Authorization")))
-            authorizations++;
-    if (authorizations > 1) {
+    if (r->authorizations > 1) {
         /* The gateway and a service that reads the other one would disagree on the user. */
         respond_simple(r, 400, "more than one Authorization field");
         return;
@@ -697,6 +701,33 @@ static void route_request(struct gw_req *r, const struct ag_http_request *req)
 
 /* ---- server callbacks ---- */
 
+/* One pass over the request's fields for the ones the gateway reads (by length, then name). */
+static void scan_fields(struct gw_req *r, const struct ag_http_request *req, struct ag_str *id,
+                        struct ag_str *traceparent)
+{
+    for (size_t i = 0; i < req->header_count; i++) {
+        const struct ag_http_header *h = &req->headers[i];
+        switch (h->name.len) {
+        case 10:
+            if (ag_str_eq_nocase(h->name, AG_STR("Connection")) && !r->connection.p)
+                r->connection = h->value;
+            break;
+        case 11:
+            if (ag_str_eq_nocase(h->name, AG_STR("traceparent")) && !traceparent->p)
+                *traceparent = h->value;
+            break;
+        case 12:
+            if (ag_str_eq_nocase(h->name, AG_STR("X-Request-Id")) && !id->p)
+                *id = h->value;
+            break;
+        case 13:
+            if (ag_str_eq_nocase(h->name, AG_STR("Authorization")) && r->authorizations++ == 0)
+                r->authorization = h->value;
+            break;
+        }
+    }
+}
+
 static void proxy_on_request(struct ag_http_exchange *ex)
 {
     struct gw_worker *w = ag_http_exchange_worker(ex);
@@ -713,17 +744,20 @@ static void proxy_on_request(struct ag_http_exchange *ex)
     /* The body waits until an upstream call can take it. */
     ag_http_exchange_pause_body(ex, true);
     const struct ag_http_request *req = ag_http_exchange_request(ex);
-    struct ag_str id = ag_http_header_get(req->headers, req->header_count, AG_STR("X-Request-Id"));
+    struct ag_str id = AG_STR_NULL, traceparent = AG_STR_NULL;
+    scan_fields(r, req, &id, &traceparent);
     if (id.p && gw_request_id_acceptable(id)) {
         memcpy(r->request_id, id.p, id.len);
         r->request_id[id.len] = '\0';
+        r->request_id_len = id.len;
     } else {
         gw_request_id_new(r->request_id);
+        r->request_id_len = GW_REQUEST_ID_LEN;
     }
-    gw_traceparent_next(ag_http_header_get(req->headers, req->header_count, AG_STR("traceparent")),
-                        r->traceparent);
+    gw_traceparent_next(traceparent, r->traceparent);
     if (ag_http_exchange_peer(ex, r->client_ip, sizeof r->client_ip) < 0)
         memcpy(r->client_ip, "unknown", sizeof "unknown");
+    r->client_ip_len = strlen(r->client_ip);
     r->host = req->host;
     if (req->target.len > 0 && req->target.p[0] != '/') {
         /* Absolute form (RFC 9112 §3.2.2): the target's authority is the host, not the field. */

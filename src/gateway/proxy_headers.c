@@ -67,72 +67,72 @@ static bool gateway_owned(struct ag_str name)
            name_has_prefix(name, AG_STR("X-Auth-"));
 }
 
-static void add(struct ag_http_header *out, size_t *n, const char *name, struct ag_str value)
+static void add(struct ag_http_header *out, size_t *n, struct ag_str name, struct ag_str value)
 {
     if (value.len == 0)
         return;
-    out[(*n)++] = (struct ag_http_header){ag_str_from_cstr(name), value};
+    out[(*n)++] = (struct ag_http_header){name, value};
 }
 
 size_t gw_upstream_headers(const struct ag_http_request *req, const struct gw_forward *fwd,
                            struct ag_http_header *out)
 {
-    struct ag_str connection =
-        ag_http_header_get(req->headers, req->header_count, AG_STR("Connection"));
     size_t n = 0;
     for (size_t i = 0; i < req->header_count && n < AG_HTTP_HEADERS_CAP; i++) {
         struct ag_str name = req->headers[i].name;
-        if (gw_header_hop_by_hop(name, connection) || gateway_owned(name))
+        if (gw_header_hop_by_hop(name, fwd->connection) || gateway_owned(name))
             continue;
         out[n++] = req->headers[i];
     }
-    add(out, &n, "X-Forwarded-For", fwd->client_ip);
-    add(out, &n, "X-Forwarded-Proto", fwd->tls ? AG_STR("https") : AG_STR("http"));
-    add(out, &n, "X-Forwarded-Host", fwd->host);
-    add(out, &n, "X-Request-Id", fwd->request_id);
-    add(out, &n, "traceparent", fwd->traceparent);
-    add(out, &n, "X-User-Id", fwd->user_id);
-    add(out, &n, "X-User-Roles", fwd->user_roles);
-    add(out, &n, "X-Tenant-Id", fwd->tenant_id);
+    add(out, &n, AG_STR("X-Forwarded-For"), fwd->client_ip);
+    add(out, &n, AG_STR("X-Forwarded-Proto"), fwd->tls ? AG_STR("https") : AG_STR("http"));
+    add(out, &n, AG_STR("X-Forwarded-Host"), fwd->host);
+    add(out, &n, AG_STR("X-Request-Id"), fwd->request_id);
+    add(out, &n, AG_STR("traceparent"), fwd->traceparent);
+    add(out, &n, AG_STR("X-User-Id"), fwd->user_id);
+    add(out, &n, AG_STR("X-User-Roles"), fwd->user_roles);
+    add(out, &n, AG_STR("X-Tenant-Id"), fwd->tenant_id);
     return n;
 }
 
-static bool has_field(const struct ag_http_header *h, size_t count, const char *name)
-{
-    return h && ag_http_header_get(h, count, ag_str_from_cstr(name)).p != NULL;
-}
+enum { SEC_CTO, SEC_FRAME, SEC_REFERRER, SEC_CSP, SEC_HSTS, SEC_COUNT };
 
-static bool is_html(const struct ag_http_header *h, size_t count)
-{
-    if (!h)
-        return false;
-    struct ag_str ct = ag_http_header_get(h, count, AG_STR("Content-Type"));
-    return ct.len >= 9 && ag_str_eq_nocase((struct ag_str){ct.p, 9}, AG_STR("text/html"));
-}
-
-static void add_security(struct ag_http_header *out, size_t *count, size_t cap, const char *name,
-                         const char *value, const struct ag_http_header *resp, size_t resp_count)
-{
-    if (*count >= cap || !value || !value[0] || has_field(resp, resp_count, name))
-        return;
-    out[(*count)++] = (struct ag_http_header){ag_str_from_cstr(name), ag_str_from_cstr(value)};
-}
+static const struct ag_str security_names[SEC_COUNT] = {
+    AG_STR("X-Content-Type-Options"),    AG_STR("X-Frame-Options"),
+    AG_STR("Referrer-Policy"),           AG_STR("Content-Security-Policy"),
+    AG_STR("Strict-Transport-Security"),
+};
 
 void gw_security_headers(const struct gw_security_conf *sec, const struct ag_http_header *resp,
                          size_t resp_count, bool tls, struct ag_http_header *out, size_t *count,
                          size_t cap, char *hsts)
 {
-    add_security(out, count, cap, "X-Content-Type-Options", sec->content_type_options, resp,
-                 resp_count);
-    add_security(out, count, cap, "X-Frame-Options", sec->frame_options, resp, resp_count);
-    add_security(out, count, cap, "Referrer-Policy", sec->referrer_policy, resp, resp_count);
-    if (is_html(resp, resp_count))
-        add_security(out, count, cap, "Content-Security-Policy", sec->content_security_policy, resp,
-                     resp_count);
+    /* One pass over the response: which security fields it sets, and whether it is HTML. */
+    bool present[SEC_COUNT] = {false};
+    bool html = false;
+    for (size_t i = 0; resp && i < resp_count; i++) {
+        struct ag_str name = resp[i].name;
+        if (name.len == 12 && ag_str_eq_nocase(name, AG_STR("Content-Type"))) {
+            struct ag_str ct = resp[i].value;
+            html = html ||
+                   (ct.len >= 9 && ag_str_eq_nocase((struct ag_str){ct.p, 9}, AG_STR("text/html")));
+            continue;
+        }
+        for (size_t k = 0; k < SEC_COUNT; k++)
+            if (ag_str_eq_nocase(name, security_names[k]))
+                present[k] = true;
+    }
+    const char *values[SEC_COUNT] = {sec->content_type_options, sec->frame_options,
+                                     sec->referrer_policy,
+                                     html ? sec->content_security_policy : NULL, NULL};
     if (tls && sec->hsts_max_age_s) {
         snprintf(hsts, 40, "max-age=%llu", (unsigned long long)sec->hsts_max_age_s);
-        add_security(out, count, cap, "Strict-Transport-Security", hsts, resp, resp_count);
+        values[SEC_HSTS] = hsts;
     }
+    for (size_t k = 0; k < SEC_COUNT && *count < cap; k++)
+        if (values[k] && values[k][0] && !present[k])
+            out[(*count)++] =
+                (struct ag_http_header){security_names[k], ag_str_from_cstr(values[k])};
 }
 
 size_t gw_response_headers(const struct ag_http_header *resp, size_t resp_count, bool rate_limited,

@@ -14,6 +14,7 @@ enum { GW_EXTRA_HEADERS = 24, GW_HEADERS_OUT_CAP = AG_HTTP_HEADERS_CAP + GW_EXTR
 
 /* What the gateway says about a request to the upstream. Slices may be empty (then left out). */
 struct gw_forward {
+    struct ag_str connection; /* the request's Connection field, if any */
     struct ag_str client_ip, host, request_id, traceparent;
     struct ag_str user_id, user_roles, tenant_id; /* from a verified token only */
     bool tls;                                     /* the client came over TLS */
@@ -35,7 +36,9 @@ bool gw_header_hop_by_hop(struct ag_str name, struct ag_str connection);
  * client could forge (X-User-*, X-Tenant-*, X-Auth-*, X-Roles), then the gateway's own:
  * X-Forwarded-For (the client address only: no proxy in front is trusted), X-Forwarded-Proto,
  * X-Forwarded-Host, X-Request-Id, traceparent and, from a verified token, X-User-Id,
- * X-User-Roles, X-Tenant-Id. Returns the count.
+ * X-User-Roles, X-Tenant-Id. Returns the count. Every field is sendable (see
+ * ag_http_client_request's checked_headers): the client's were parsed, and fwd's slices must hold
+ * no CR, LF or NUL (they come from parsed fields, verified claims or the gateway itself).
  */
 size_t gw_upstream_headers(const struct ag_http_request *req, const struct gw_forward *fwd,
                            struct ag_http_header *out);

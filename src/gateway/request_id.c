@@ -62,13 +62,15 @@ void gw_random_bytes(void *out, size_t len)
     }
 }
 
+/* Writes digits random lowercase hex digits (a multiple of 16), 16 per random number. */
 static void hex_random(char *out, size_t digits)
 {
     static const char hex[] = "0123456789abcdef";
-    unsigned char raw[32];
-    gw_random_bytes(raw, (digits + 1) / 2);
-    for (size_t i = 0; i < digits; i++)
-        out[i] = hex[(raw[i / 2] >> ((i & 1) ? 0 : 4)) & 0xf];
+    for (size_t i = 0; i < digits; i += 16) {
+        uint64_t r = rng_next();
+        for (size_t k = 0; k < 16; k++, r >>= 4)
+            out[i + k] = hex[r & 0xf];
+    }
 }
 
 bool gw_request_id_acceptable(struct ag_str id)
@@ -87,8 +89,8 @@ bool gw_request_id_acceptable(struct ag_str id)
 
 void gw_request_id_new(char *out)
 {
-    hex_random(out, 32);
-    out[32] = '\0';
+    hex_random(out, GW_REQUEST_ID_LEN);
+    out[GW_REQUEST_ID_LEN] = '\0';
 }
 
 static bool lower_hex(const char *p, size_t n, bool *all_zero)

@@ -9,6 +9,7 @@
 
 enum {
     GW_REQUEST_ID_MAX = 128, /* longest client-supplied X-Request-Id passed on */
+    GW_REQUEST_ID_LEN = 32,  /* a new request id: lowercase hex digits */
     GW_TRACEPARENT_LEN = 55, /* "00-" 32 hex "-" 16 hex "-" 2 hex */
 };
 
@@ -25,7 +26,7 @@ void gw_random_bytes(void *out, size_t len);
  */
 bool gw_request_id_acceptable(struct ag_str id);
 
-/* Writes a new request id: 32 lowercase hex digits and a NUL (out holds at least 33 bytes). */
+/* Writes a new request id: GW_REQUEST_ID_LEN lowercase hex digits and a NUL. */
 void gw_request_id_new(char *out);
 
 /*

@@ -1132,8 +1132,9 @@ static void test_invalid_requests(void **state)
     const struct ag_http_header host[] = {{AG_STR("Host"), AG_STR("example.com")}};
     struct ag_http_client_request base = {
         .address = "127.0.0.1:9", .method = AG_STR("GET"), .target = AG_STR("/")};
-    struct ag_http_client_request cases[11];
-    for (size_t i = 0; i < 11; i++)
+    enum { CASES = 14 };
+    struct ag_http_client_request cases[CASES];
+    for (size_t i = 0; i < CASES; i++)
         cases[i] = base;
     cases[0].headers = bad_name;
     cases[0].header_count = 1;
@@ -1151,7 +1152,17 @@ static void test_invalid_requests(void **state)
     cases[8].address = "no-port";
     cases[9].body_length = -5;
     cases[10].host = AG_STR("evil\r\nX: y");
-    for (size_t i = 0; i < 11; i++) {
+    /* Fields the caller vouches for are not checked again, but stay out of the client's own. */
+    cases[11].headers = owned;
+    cases[11].header_count = 1;
+    cases[11].checked_headers = 1;
+    cases[12].headers = host;
+    cases[12].header_count = 1;
+    cases[12].checked_headers = 1;
+    cases[13].headers = host;
+    cases[13].header_count = 1;
+    cases[13].checked_headers = 2; /* more than there are */
+    for (size_t i = 0; i < CASES; i++) {
         int rc = ag_http_client_request(client, &cases[i], &rec_ops, &r, &call, &err);
         if (rc != AG_EINVAL)
             fail_msg("case %zu: %s, want AG_EINVAL", i, ag_err_name(rc));

@@ -11,6 +11,7 @@
 #include <string.h>
 
 #include "core/err.h"
+#include "core/http_fields.h"
 #include "core/http_parse.h"
 
 /*
@@ -1275,6 +1276,49 @@ static void sendable_fields(void **state)
     assert_false(ag_http_field_value_safe((struct ag_str){"a\0b", 3}));
 }
 
+/* The value check reads 8 bytes at a time: every position, every forbidden byte, and the bytes
+ * next to them (0x0c, 0x0e, 0x8d, 0x8a, 0x80, 0xff...) that a wrong mask would confuse. */
+static void value_check_every_position(void **state)
+{
+    (void)state;
+    char v[40];
+    for (size_t len = 1; len <= sizeof v; len++) {
+        for (size_t at = 0; at < len; at++) {
+            for (int c = 0; c < 256; c++) {
+                memset(v, 'a', sizeof v);
+                v[at] = (char)c;
+                bool want = c != '\r' && c != '\n' && c != 0;
+                if (ag_http_field_value_safe((struct ag_str){v, len}) != want)
+                    fail_msg("byte 0x%02x at %zu of %zu", (unsigned)c, at, len);
+            }
+        }
+    }
+}
+
+/* Field lines written in one pass: the size is exact and the bytes are "Name: value\r\n". */
+static void fields_put(void **state)
+{
+    (void)state;
+    const struct ag_http_header f[] = {
+        {AG_STR("Host"), AG_STR("a.example")},
+        {AG_STR("X-Empty"), AG_STR_NULL},
+        {AG_STR("Accept"), AG_STR("*/*")},
+    };
+    static const char want[] = "Host: a.example\r\nX-Empty: \r\nAccept: */*\r\n";
+    assert_int_equal(ag_http_fields_size(f, 3), sizeof want - 1);
+    char out[64];
+    char *end = ag_http_fields_put(out, f, 3);
+    assert_int_equal(end - out, sizeof want - 1);
+    assert_memory_equal(out, want, sizeof want - 1);
+    assert_int_equal(ag_http_fields_size(f, 0), 0);
+    assert_true(ag_http_fields_valid(f, 3));
+    const struct ag_http_header bad_name[] = {{AG_STR("X Y"), AG_STR("1")}};
+    const struct ag_http_header bad_value[] = {{AG_STR("X"), AG_STR("1\r\nY: 2")}};
+    assert_false(ag_http_fields_valid(bad_name, 1));
+    assert_false(ag_http_fields_valid(bad_value, 1));
+    assert_true(ag_http_fields_valid(NULL, 0));
+}
+
 /* ---- ag_http_limits_check ---- */
 
 static void limits_check(void **state)
@@ -1478,6 +1522,8 @@ int main(void)
         cmocka_unit_test(reason_phrases),
         cmocka_unit_test(tchar_class),
         cmocka_unit_test(sendable_fields),
+        cmocka_unit_test(value_check_every_position),
+        cmocka_unit_test(fields_put),
         cmocka_unit_test(limits_check),
         cmocka_unit_test(refusal_is_sticky),
         cmocka_unit_test(empty_input_needs_more),

@@ -192,6 +192,9 @@ static void test_refusals(void **state)
     expect_refusal(UP "rate_limit_fail: maybe\n", "rate_limit_fail");
     expect_refusal(UP "limits: { max_body_bytes: lots }\n", "limits.max_body_bytes");
     expect_refusal(UP "routes: [ { name: r, upstream: a } ]\n", "match");
+    /* A value with a line break would split every response's head. */
+    expect_refusal(UP "security_headers:\n  frame_options: \"DENY\\r\\nSet-Cookie: a=b\"\n",
+                   "bad.yaml:3: security_headers.frame_options: byte 0x0d at offset 4");
 }
 
 static void test_missing_file(void **state)
