@@ -9,16 +9,6 @@
 #include "core/err.h"
 #include "core/banned.h"
 
-struct ag_str ag_str_from_cstr(const char *s)
-{
-    return s ? (struct ag_str){s, strlen(s)} : AG_STR_NULL;
-}
-
-bool ag_str_eq(struct ag_str a, struct ag_str b)
-{
-    return a.len == b.len && (a.len == 0 || memcmp(a.p, b.p, a.len) == 0);
-}
-
 bool ag_str_has_prefix(struct ag_str s, struct ag_str prefix)
 {
     return s.len >= prefix.len && (prefix.len == 0 || memcmp(s.p, prefix.p, prefix.len) == 0);

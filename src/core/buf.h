@@ -5,6 +5,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <string.h>
 
 /* A slice of bytes owned by someone else; never NUL-terminated by contract. */
 struct ag_str {
@@ -15,10 +16,18 @@ struct ag_str {
 #define AG_STR(lit) ((struct ag_str){(lit), sizeof(lit) - 1})
 #define AG_STR_NULL ((struct ag_str){NULL, 0})
 
-/* A slice over a NUL-terminated C string (NULL gives the empty slice). */
-struct ag_str ag_str_from_cstr(const char *s);
+/* A slice over a NUL-terminated C string (NULL gives the empty slice). Inline: a literal's
+ * length is then known at compile time. */
+static inline struct ag_str ag_str_from_cstr(const char *s)
+{
+    return s ? (struct ag_str){s, strlen(s)} : AG_STR_NULL;
+}
+
 /* True when a and b hold the same bytes. */
-bool ag_str_eq(struct ag_str a, struct ag_str b);
+static inline bool ag_str_eq(struct ag_str a, struct ag_str b)
+{
+    return a.len == b.len && (a.len == 0 || memcmp(a.p, b.p, a.len) == 0);
+}
 /* True when a and b are equal ignoring ASCII case. Inline: header lookups call it per field. */
 static inline bool ag_str_eq_nocase(struct ag_str a, struct ag_str b)
 {

@@ -40,8 +40,10 @@ struct ag_http_conn {
      * the callbacks are over. One node serves both: a close cancels the pending run. */
     struct ag_deferred deferred;
     bool can_read, can_write, closing, closed, in_run;
-    uint8_t peer_family; /* AF_INET or AF_INET6, 0 when unknown */
-    uint8_t peer[16];    /* the client's address, network order */
+    uint8_t peer_family;                  /* AF_INET or AF_INET6, 0 when unknown */
+    uint8_t peer[16];                     /* the client's address, network order */
+    uint8_t peer_text_len;                /* 0 until peer_text is made, on first use */
+    char peer_text[INET6_ADDRSTRLEN + 1]; /* the address as text, NUL-terminated */
 };
 
 struct ag_http_exchange {
@@ -261,7 +263,11 @@ static int response_head(struct ag_http_exchange *ex, int status,
     static const char cl[] = "Content-Length: ", te[] = "Transfer-Encoding: chunked\r\n",
                       close[] = "Connection: close\r\n", ka[] = "Connection: keep-alive\r\n";
     char status_num[20], length_num[20];
-    size_t status_len = u64_to_dec((uint64_t)status, status_num), length_len = 0;
+    /* 200..599: three digits. */
+    status_num[0] = (char)('0' + status / 100);
+    status_num[1] = (char)('0' + status / 10 % 10);
+    status_num[2] = (char)('0' + status % 10);
+    size_t status_len = 3, length_len = 0;
     const char *reason = ag_http_reason(status);
     size_t reason_len = strlen(reason);
     size_t need =
@@ -466,10 +472,10 @@ void *ag_http_exchange_worker(const struct ag_http_exchange *ex)
     return ex->conn->w->data;
 }
 
-int ag_http_exchange_peer(const struct ag_http_exchange *ex, char *out, size_t len)
+/* Formats the peer address into c->peer_text, once per connection. */
+static void peer_format(struct ag_http_conn *c)
 {
-    const struct ag_http_conn *c = ex->conn;
-    char text[INET6_ADDRSTRLEN];
+    char *text = c->peer_text;
     const char *r = NULL;
     if (c->peer_family == AF_INET) {
         /* By hand: inet_ntop costs more than the rest of a proxied request's bookkeeping. */
@@ -484,14 +490,23 @@ int ag_http_exchange_peer(const struct ag_http_exchange *ex, char *out, size_t l
             text[n++] = i < 3 ? '.' : '\0';
         }
         r = text;
-    } else if (c->peer_family == AF_INET6)
-        r = inet_ntop(AF_INET6, c->peer, text, sizeof text);
+    } else if (c->peer_family == AF_INET6) {
+        r = inet_ntop(AF_INET6, c->peer, text, INET6_ADDRSTRLEN);
+    }
     if (!r)
         memcpy(text, "unknown", sizeof "unknown");
-    size_t n = strlen(text);
+    c->peer_text_len = (uint8_t)strlen(text);
+}
+
+int ag_http_exchange_peer(const struct ag_http_exchange *ex, char *out, size_t len)
+{
+    struct ag_http_conn *c = ex->conn;
+    if (c->peer_text_len == 0)
+        peer_format(c);
+    size_t n = c->peer_text_len;
     if (n + 1 > len)
         return AG_ERANGE;
-    memcpy(out, text, n + 1);
+    memcpy(out, c->peer_text, n + 1);
     return (int)n;
 }
 

@@ -69,12 +69,20 @@ bool ag_http_is_token(struct ag_str s)
     return true;
 }
 
-/* Nonzero when one of the 8 bytes of x equals the byte in ones * b (SWAR, exact). */
+#define ONES  0x0101010101010101ULL /* a byte of 1 in each lane */
+#define HIGHS 0x8080808080808080ULL /* each lane's high bit */
+
+/* Nonzero when one of the 8 bytes of x equals b (SWAR; exact as a yes or no). */
 static inline uint64_t has_byte(uint64_t x, uint64_t b)
 {
-    const uint64_t ones = 0x0101010101010101ULL, highs = 0x8080808080808080ULL;
-    uint64_t y = x ^ (ones * b);
-    return (y - ones) & ~y & highs;
+    uint64_t y = x ^ (ONES * b);
+    return (y - ONES) & ~y & HIGHS;
+}
+
+/* Nonzero when one of the 8 bytes of x is below n, for n <= 128 (SWAR; exact as a yes or no). */
+static inline uint64_t has_less(uint64_t x, uint64_t n)
+{
+    return (x - ONES * n) & ~x & HIGHS;
 }
 
 bool ag_http_field_value_safe(struct ag_str v)
@@ -287,13 +295,14 @@ static int parse_status_line(struct ag_http_parser *p, struct ag_http_response *
     return 0;
 }
 
+/* line[len] is the CR of the line's CRLF: it ends the scans below that do not check len. */
 static int parse_field_line(struct ag_http_parser *p, const char *line, size_t len,
                             struct ag_http_header *h)
 {
     if (line[0] == ' ' || line[0] == '\t')
         return refuse(p, 400, "obsolete line folding is not accepted");
     size_t i = 0;
-    while (i < len && (byte_class[(unsigned char)line[i]] & C_TCHAR))
+    while (byte_class[(unsigned char)line[i]] & C_TCHAR) /* stops at the CR at the latest */
         i++;
     if (i == len)
         return refuse(p, 400, "field line without a colon");
@@ -309,6 +318,12 @@ static int parse_field_line(struct ag_http_parser *p, const char *line, size_t l
     while (i < len && (line[i] == ' ' || line[i] == '\t'))
         i++;
     size_t v0 = i;
+    for (; i + 8 <= len; i += 8) { /* 8 plain bytes at a time: no control byte, no DEL */
+        uint64_t x;
+        memcpy(&x, line + i, 8);
+        if (has_less(x, 0x20) | has_byte(x, 0x7f))
+            break;
+    }
     for (; i < len; i++) {
         if (!(byte_class[(unsigned char)line[i]] & C_VALUE))
             return refuse(p, 400,
@@ -386,7 +401,8 @@ static int parse_head(struct ag_http_parser *p, const char *buf, size_t len, voi
             return refuse(p, 400, "bare LF: lines must end with CRLF");
         const char *line = buf + p->line_start;
         size_t line_len = lf_at - 1 - p->line_start;
-        if (memchr(line, '\r', line_len))
+        /* A field line's bytes are all checked by class below, so a CR is refused there. */
+        if (p->state != S_FIELDS && memchr(line, '\r', line_len))
             return refuse(p, 400, "bare CR inside a line");
         size_t next = lf_at + 1;
         if (p->state != S_FIELDS) {
@@ -484,6 +500,8 @@ static int read_framing(struct ag_http_parser *p, const struct ag_http_header *h
     for (size_t i = 0; i < count; i++) {
         struct ag_str name = h[i].name, value = h[i].value;
         int rc = 0;
+        if (name.len != 14 && name.len != 17 && name.len != 10)
+            continue; /* none of the three: most fields are rejected on length alone */
         if (NAME_IS(name, "content-length")) {
             if (f->has_length)
                 return refuse(p, 400, "more than one Content-Length");

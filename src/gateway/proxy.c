@@ -49,18 +49,20 @@ struct gw_req {
     uint64_t start_ns, upstream_ns;
     double upstream_ms;
     uint64_t bytes_in, bytes_out;
-    char request_id[GW_REQUEST_ID_MAX + 1];
-    char traceparent[GW_TRACEPARENT_LEN + 1];
-    char client_ip[48];
     size_t request_id_len, client_ip_len;
-    struct ag_str authorization, connection; /* the request's fields, if any */
-    unsigned authorizations;                 /* Authorization fields in the request */
-    struct gw_rl_decision rl;
-    struct gw_cors_headers cors;
+    struct ag_str authorization; /* the request's field, if any */
+    unsigned authorizations;     /* Authorization fields in the request */
     bool has_cors_headers;
     char *target_buf;   /* a rewritten path, when the route rewrites */
     struct ag_str host; /* the request's host: the Host field, or an absolute target's authority */
     bool absolute;      /* the target was in absolute form: send its origin form upstream */
+    /* Not zeroed for each request: written before read (ids at the start, rl when has_rl,
+     * cors when has_cors_headers, claims when authed). */
+    char request_id[GW_REQUEST_ID_MAX + 1];
+    char traceparent[GW_TRACEPARENT_LEN + 1];
+    char client_ip[48];
+    struct gw_rl_decision rl;
+    struct gw_cors_headers cors;
     struct ag_jwt_claims claims;
 };
 
@@ -91,8 +93,7 @@ static struct gw_req *req_new(struct gw_worker *w)
         if (!r)
             return NULL;
     }
-    /* Everything but the large claims, which are written before they are read. */
-    memset(r, 0, offsetof(struct gw_req, claims));
+    memset(r, 0, offsetof(struct gw_req, request_id)); /* the rest is written before read */
     r->w = w;
     r->target = -1;
     return r;
@@ -173,7 +174,8 @@ static void respond_problem(struct gw_req *r, int status, const char *detail,
 {
     if (r->responded)
         return;
-    struct hdrs h = {0};
+    struct hdrs h;
+    h.n = 0;
     hdrs_add(&h, "Content-Type", AG_STR("application/problem+json"));
     hdrs_common(r, &h);
     for (size_t i = 0; i < extra_count; i++)
@@ -275,7 +277,8 @@ static void call_on_response(struct ag_http_call *call, const struct ag_http_res
     struct ag_http_header out[GW_HEADERS_OUT_CAP];
     size_t n =
         gw_response_headers(resp->headers, resp->header_count, r->has_rl, r->route->has_cors, out);
-    struct hdrs h = {0};
+    struct hdrs h;
+    h.n = 0;
     hdrs_common(r, &h);
     gw_security_headers(security(r), resp->headers, resp->header_count, false, h.h, &h.n,
                         sizeof h.h / sizeof h.h[0], h.hsts);
@@ -455,7 +458,6 @@ static void send_upstream(struct gw_req *r)
         tenant = ag_str_from_cstr(r->claims.tenant);
     }
     struct gw_forward fwd = {
-        .connection = r->connection,
         .client_ip = {r->client_ip, r->client_ip_len},
         .host = r->host,
         .request_id = {r->request_id, r->request_id_len},
@@ -554,6 +556,7 @@ static void rate_limit(struct gw_req *r)
         n = (int)sizeof key - 1;
     struct gw_rl_policy policy = {rc->rate, rc->per_ms, rc->burst};
     r->has_rl = true;
+    r->rl = (struct gw_rl_decision){0}; /* read by responses made while the answer is pending */
     int result = gw_rl_store_take(&r->w->rl_store, (struct ag_str){key, (size_t)n}, &policy, &r->rl,
                                   on_rate_decision, r, &r->rl_pending);
     if (result == AG_EAGAIN)
@@ -640,7 +643,8 @@ static bool apply_cors(struct gw_req *r, const struct ag_http_request *req)
     enum gw_cors_outcome o = gw_cors_evaluate(&r->route->cors, req, &r->cors);
     r->has_cors_headers = true; /* even without Origin: Vary: Origin keeps caches honest */
     if (o == GW_CORS_PREFLIGHT) {
-        struct hdrs h = {0};
+        struct hdrs h;
+        h.n = 0;
         hdrs_common(r, &h);
         gw_security_headers(security(r), NULL, 0, false, h.h, &h.n, sizeof h.h / sizeof h.h[0],
                             h.hsts);
@@ -708,10 +712,6 @@ static void scan_fields(struct gw_req *r, const struct ag_http_request *req, str
     for (size_t i = 0; i < req->header_count; i++) {
         const struct ag_http_header *h = &req->headers[i];
         switch (h->name.len) {
-        case 10:
-            if (ag_str_eq_nocase(h->name, AG_STR("Connection")) && !r->connection.p)
-                r->connection = h->value;
-            break;
         case 11:
             if (ag_str_eq_nocase(h->name, AG_STR("traceparent")) && !traceparent->p)
                 *traceparent = h->value;
@@ -746,18 +746,26 @@ static void proxy_on_request(struct ag_http_exchange *ex)
     const struct ag_http_request *req = ag_http_exchange_request(ex);
     struct ag_str id = AG_STR_NULL, traceparent = AG_STR_NULL;
     scan_fields(r, req, &id, &traceparent);
+    bool trace_kept = gw_traceparent_next(traceparent, r->traceparent);
     if (id.p && gw_request_id_acceptable(id)) {
         memcpy(r->request_id, id.p, id.len);
         r->request_id[id.len] = '\0';
         r->request_id_len = id.len;
+    } else if (!trace_kept) {
+        /* A new trace: its random trace id is the request id too, so logs and traces meet. */
+        memcpy(r->request_id, r->traceparent + GW_TRACE_ID_AT, GW_REQUEST_ID_LEN);
+        r->request_id[GW_REQUEST_ID_LEN] = '\0';
+        r->request_id_len = GW_REQUEST_ID_LEN;
     } else {
         gw_request_id_new(r->request_id);
         r->request_id_len = GW_REQUEST_ID_LEN;
     }
-    gw_traceparent_next(traceparent, r->traceparent);
-    if (ag_http_exchange_peer(ex, r->client_ip, sizeof r->client_ip) < 0)
+    int ip_len = ag_http_exchange_peer(ex, r->client_ip, sizeof r->client_ip);
+    if (ip_len < 0) {
         memcpy(r->client_ip, "unknown", sizeof "unknown");
-    r->client_ip_len = strlen(r->client_ip);
+        ip_len = (int)sizeof "unknown" - 1;
+    }
+    r->client_ip_len = (size_t)ip_len;
     r->host = req->host;
     if (req->target.len > 0 && req->target.p[0] != '/') {
         /* Absolute form (RFC 9112 §3.2.2): the target's authority is the host, not the field. */
@@ -834,6 +842,29 @@ static void count_request(struct gw_req *r, double duration_ms)
     }
 }
 
+static void access_log(struct gw_req *r, struct ag_http_exchange *ex, double duration_ms,
+                       bool completed)
+{
+    const struct ag_http_request *req = ag_http_exchange_request(ex);
+    struct gw_access_entry e = {
+        .request_id = {r->request_id, r->request_id_len},
+        .method = req->method,
+        .path = req->path,
+        .route = r->route ? ag_str_from_cstr(r->route->conf->name) : AG_STR_NULL,
+        .upstream = r->target >= 0 ? ag_str_from_cstr(gw_target_address(r->up->pool, r->target))
+                                   : AG_STR_NULL,
+        .client_ip = {r->client_ip, r->client_ip_len},
+        .user_id = r->authed ? ag_str_from_cstr(r->claims.sub) : AG_STR_NULL,
+        .status = r->status,
+        .bytes_in = r->bytes_in,
+        .bytes_out = r->bytes_out,
+        .duration_ms = duration_ms,
+        .upstream_ms = r->target >= 0 ? r->upstream_ms : -1.0,
+        .completed = completed,
+    };
+    gw_access_log_write(&r->w->alog, &e);
+}
+
 static void proxy_on_close(struct ag_http_exchange *ex, bool completed)
 {
     struct gw_req *r = ag_http_exchange_data(ex);
@@ -855,24 +886,8 @@ static void proxy_on_close(struct ag_http_exchange *ex, bool completed)
         r->status = 499; /* the client left before any response: nginx's name for it */
     double duration_ms = (double)(now_ns() - r->start_ns) / 1e6;
     count_request(r, duration_ms);
-    const struct ag_http_request *req = ag_http_exchange_request(ex);
-    struct gw_access_entry e = {
-        .request_id = ag_str_from_cstr(r->request_id),
-        .method = req->method,
-        .path = req->path,
-        .route = r->route ? ag_str_from_cstr(r->route->conf->name) : AG_STR_NULL,
-        .upstream = r->target >= 0 ? ag_str_from_cstr(gw_target_address(r->up->pool, r->target))
-                                   : AG_STR_NULL,
-        .client_ip = ag_str_from_cstr(r->client_ip),
-        .user_id = r->authed ? ag_str_from_cstr(r->claims.sub) : AG_STR_NULL,
-        .status = r->status,
-        .bytes_in = r->bytes_in,
-        .bytes_out = r->bytes_out,
-        .duration_ms = duration_ms,
-        .upstream_ms = r->target >= 0 ? r->upstream_ms : -1.0,
-        .completed = completed,
-    };
-    gw_access_log_write(&r->w->alog, &e);
+    if (r->w->alog.fd >= 0)
+        access_log(r, ex, duration_ms, completed);
     struct gw_wsnap *ws = r->ws;
     req_free(r);
     ag_http_exchange_set_data(ex, NULL);

@@ -23,49 +23,108 @@ static bool list_names(struct ag_str list, struct ag_str name)
     return false;
 }
 
-/* True when name equals one of the names (compared by length first: this runs per field). */
-static bool name_in(struct ag_str name, const struct ag_str *names, size_t count)
+#define IS(lit) ag_str_eq_nocase(name, AG_STR(lit))
+
+/* The fixed hop-by-hop names of RFC 9110 §7.6.1, by length first: this runs for every field. */
+static bool hop_name(struct ag_str name)
+{
+    switch (name.len) {
+    case 2:
+        return IS("TE");
+    case 7:
+        return IS("Trailer") || IS("Upgrade");
+    case 10:
+        return IS("Connection") || IS("Keep-Alive");
+    case 16:
+        return IS("Proxy-Connection");
+    case 17:
+        return IS("Transfer-Encoding");
+    case 18:
+        return IS("Proxy-Authenticate");
+    case 19:
+        return IS("Proxy-Authorization");
+    }
+    return false;
+}
+
+bool gw_header_hop_by_hop(struct ag_str name, struct ag_str connection)
+{
+    return hop_name(name) || (connection.len > 0 && list_names(connection, name));
+}
+
+static bool is_connection(struct ag_str name)
+{
+    return name.len == 10 && ag_str_eq_nocase(name, AG_STR("Connection"));
+}
+
+/* True when the message has a Connection field (the common case: none, or one to skip). */
+static bool has_connection(const struct ag_http_header *h, size_t count)
 {
     for (size_t i = 0; i < count; i++)
-        if (names[i].len == name.len && ag_str_eq_nocase(name, names[i]))
+        if (is_connection(h[i].name))
             return true;
     return false;
 }
 
-static const struct ag_str hop_names[] = {
-    AG_STR("Connection"),
-    AG_STR("Keep-Alive"),
-    AG_STR("Proxy-Connection"),
-    AG_STR("TE"),
-    AG_STR("Trailer"),
-    AG_STR("Transfer-Encoding"),
-    AG_STR("Upgrade"),
-    AG_STR("Proxy-Authenticate"),
-    AG_STR("Proxy-Authorization"),
-};
-
-bool gw_header_hop_by_hop(struct ag_str name, struct ag_str connection)
+/*
+ * gw_header_hop_by_hop over a whole message: every Connection field counts, since repeated
+ * field lines form one list (RFC 9110 §5.3). connection says whether the message has one.
+ */
+static bool hop_in(struct ag_str name, const struct ag_http_header *h, size_t count,
+                   bool connection)
 {
-    if (name_in(name, hop_names, sizeof hop_names / sizeof hop_names[0]))
+    if (hop_name(name))
         return true;
-    return connection.len > 0 && list_names(connection, name);
+    for (size_t i = 0; connection && i < count; i++)
+        if (is_connection(h[i].name) && list_names(h[i].value, name))
+            return true;
+    return false;
 }
 
 /* Fields the gateway owns on the way up: replaced, or refused because a client could forge them. */
 static bool gateway_owned(struct ag_str name)
 {
-    static const struct ag_str exact[] = {
-        AG_STR("Host"),      AG_STR("Content-Length"), AG_STR("Expect"),      AG_STR("Forwarded"),
-        AG_STR("X-Real-IP"), AG_STR("X-Request-Id"),   AG_STR("traceparent"), AG_STR("X-Roles"),
-    };
-    if (name_in(name, exact, sizeof exact / sizeof exact[0]))
-        return true;
-    if (name.len < 2 || (name.p[0] | 0x20) != 'x' || name.p[1] != '-')
+    switch (name.len) {
+    case 4:
+        return IS("Host");
+    case 6:
+        return IS("Expect");
+    case 7:
+        if (IS("X-Roles"))
+            return true;
+        break;
+    case 9:
+        if (IS("Forwarded") || IS("X-Real-IP"))
+            return true;
+        break;
+    case 11:
+        if (IS("traceparent"))
+            return true;
+        break;
+    case 12:
+        if (IS("X-Request-Id"))
+            return true;
+        break;
+    case 14:
+        if (IS("Content-Length"))
+            return true;
+        break;
+    }
+    if (name.len < 7 || (name.p[0] | 0x20) != 'x' || name.p[1] != '-')
         return false;
     return name_has_prefix(name, AG_STR("X-Forwarded-")) ||
            name_has_prefix(name, AG_STR("X-User-")) || name_has_prefix(name, AG_STR("X-Tenant-")) ||
            name_has_prefix(name, AG_STR("X-Auth-"));
 }
+
+/* Fields the gateway sets on the way down: the server frames and dates, the gateway ids. */
+static bool response_owned(struct ag_str name)
+{
+    return (name.len == 4 && IS("Date")) || (name.len == 12 && IS("X-Request-Id")) ||
+           (name.len == 14 && IS("Content-Length"));
+}
+
+#undef IS
 
 static void add(struct ag_http_header *out, size_t *n, struct ag_str name, struct ag_str value)
 {
@@ -77,10 +136,11 @@ static void add(struct ag_http_header *out, size_t *n, struct ag_str name, struc
 size_t gw_upstream_headers(const struct ag_http_request *req, const struct gw_forward *fwd,
                            struct ag_http_header *out)
 {
+    bool connection = has_connection(req->headers, req->header_count);
     size_t n = 0;
     for (size_t i = 0; i < req->header_count && n < AG_HTTP_HEADERS_CAP; i++) {
         struct ag_str name = req->headers[i].name;
-        if (gw_header_hop_by_hop(name, fwd->connection) || gateway_owned(name))
+        if (hop_in(name, req->headers, req->header_count, connection) || gateway_owned(name))
             continue;
         out[n++] = req->headers[i];
     }
@@ -112,15 +172,23 @@ void gw_security_headers(const struct gw_security_conf *sec, const struct ag_htt
     bool html = false;
     for (size_t i = 0; resp && i < resp_count; i++) {
         struct ag_str name = resp[i].name;
-        if (name.len == 12 && ag_str_eq_nocase(name, AG_STR("Content-Type"))) {
-            struct ag_str ct = resp[i].value;
-            html = html ||
-                   (ct.len >= 9 && ag_str_eq_nocase((struct ag_str){ct.p, 9}, AG_STR("text/html")));
-            continue;
+        switch (name.len) { /* the lengths of Content-Type and of the security names */
+        case 12:
+            if (ag_str_eq_nocase(name, AG_STR("Content-Type"))) {
+                struct ag_str ct = resp[i].value;
+                html = html || (ct.len >= 9 &&
+                                ag_str_eq_nocase((struct ag_str){ct.p, 9}, AG_STR("text/html")));
+            }
+            break;
+        case 15:
+        case 22:
+        case 23:
+        case 25:
+            for (size_t k = 0; k < SEC_COUNT; k++)
+                if (ag_str_eq_nocase(name, security_names[k]))
+                    present[k] = true;
+            break;
         }
-        for (size_t k = 0; k < SEC_COUNT; k++)
-            if (ag_str_eq_nocase(name, security_names[k]))
-                present[k] = true;
     }
     const char *values[SEC_COUNT] = {sec->content_type_options, sec->frame_options,
                                      sec->referrer_policy,
@@ -138,13 +206,11 @@ void gw_security_headers(const struct gw_security_conf *sec, const struct ag_htt
 size_t gw_response_headers(const struct ag_http_header *resp, size_t resp_count, bool rate_limited,
                            bool cors, struct ag_http_header *out)
 {
-    struct ag_str connection = ag_http_header_get(resp, resp_count, AG_STR("Connection"));
+    bool connection = has_connection(resp, resp_count);
     size_t n = 0;
     for (size_t i = 0; i < resp_count && n < AG_HTTP_HEADERS_CAP; i++) {
         struct ag_str name = resp[i].name;
-        static const struct ag_str own[] = {AG_STR("Content-Length"), AG_STR("Date"),
-                                            AG_STR("X-Request-Id")};
-        if (gw_header_hop_by_hop(name, connection) || name_in(name, own, 3) ||
+        if (hop_in(name, resp, resp_count, connection) || response_owned(name) ||
             (rate_limited && name_has_prefix(name, AG_STR("RateLimit-"))) ||
             (cors && name_has_prefix(name, AG_STR("Access-Control-"))))
             continue;

@@ -14,7 +14,6 @@ enum { GW_EXTRA_HEADERS = 24, GW_HEADERS_OUT_CAP = AG_HTTP_HEADERS_CAP + GW_EXTR
 
 /* What the gateway says about a request to the upstream. Slices may be empty (then left out). */
 struct gw_forward {
-    struct ag_str connection; /* the request's Connection field, if any */
     struct ag_str client_ip, host, request_id, traceparent;
     struct ag_str user_id, user_roles, tenant_id; /* from a verified token only */
     bool tls;                                     /* the client came over TLS */
@@ -23,8 +22,9 @@ struct gw_forward {
 /*
  * True for a field a proxy must never pass on in either direction: the hop-by-hop fields of
  * RFC 9110 §7.6.1 (Connection, Keep-Alive, Proxy-Connection, TE, Trailer, Transfer-Encoding,
- * Upgrade, Proxy-Authenticate, Proxy-Authorization) and any field the message's Connection
- * header names (connection is its value, possibly empty).
+ * Upgrade, Proxy-Authenticate, Proxy-Authorization) and any field a Connection field names
+ * (connection is one such value, possibly empty). gw_upstream_headers and gw_response_headers
+ * apply it with every Connection field of the message.
  */
 bool gw_header_hop_by_hop(struct ag_str name, struct ag_str connection);
 

@@ -62,14 +62,23 @@ void gw_random_bytes(void *out, size_t len)
     }
 }
 
+/* Two lowercase hex digits per byte value, built by the compiler. */
+#define HEX_DIGIT(n)  ((n) < 10 ? '0' + (n) : 'a' + (n)-10)
+#define HEX_PAIR(b)   HEX_DIGIT((b) >> 4), HEX_DIGIT((b)&15)
+#define HEX_PAIR4(b)  HEX_PAIR(b), HEX_PAIR((b) + 1), HEX_PAIR((b) + 2), HEX_PAIR((b) + 3)
+#define HEX_PAIR16(b) HEX_PAIR4(b), HEX_PAIR4((b) + 4), HEX_PAIR4((b) + 8), HEX_PAIR4((b) + 12)
+#define HEX_PAIR64(b)                                                                              \
+    HEX_PAIR16(b), HEX_PAIR16((b) + 16), HEX_PAIR16((b) + 32), HEX_PAIR16((b) + 48)
+static const char hex_pairs[512] = {HEX_PAIR64(0), HEX_PAIR64(64), HEX_PAIR64(128),
+                                    HEX_PAIR64(192)};
+
 /* Writes digits random lowercase hex digits (a multiple of 16), 16 per random number. */
 static void hex_random(char *out, size_t digits)
 {
-    static const char hex[] = "0123456789abcdef";
     for (size_t i = 0; i < digits; i += 16) {
         uint64_t r = rng_next();
-        for (size_t k = 0; k < 16; k++, r >>= 4)
-            out[i + k] = hex[r & 0xf];
+        for (size_t k = 0; k < 16; k += 2, r >>= 8)
+            memcpy(out + i + k, hex_pairs + 2 * (r & 0xff), 2);
     }
 }
 

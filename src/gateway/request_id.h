@@ -11,6 +11,7 @@ enum {
     GW_REQUEST_ID_MAX = 128, /* longest client-supplied X-Request-Id passed on */
     GW_REQUEST_ID_LEN = 32,  /* a new request id: lowercase hex digits */
     GW_TRACEPARENT_LEN = 55, /* "00-" 32 hex "-" 16 hex "-" 2 hex */
+    GW_TRACE_ID_AT = 3,      /* where the 32 hex digits of the trace id start */
 };
 
 /*

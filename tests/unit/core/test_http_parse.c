@@ -1295,6 +1295,47 @@ static void value_check_every_position(void **state)
     }
 }
 
+/*
+ * Field values are checked 8 bytes at a time with a byte-by-byte tail: every byte value at every
+ * position of a 20-byte value (both paths, and the step between them) is accepted or refused as
+ * the byte class says, the same way however the head is split.
+ */
+static void value_bytes_every_position(void **state)
+{
+    (void)state;
+    enum { VALUE_LEN = 20 };
+    static const char pre[] = "GET / HTTP/1.1\r\nHost: a\r\nX-V: ";
+    char raw[sizeof pre + VALUE_LEN + 8];
+    for (size_t at = 0; at < VALUE_LEN; at++) {
+        for (int c = 0; c < 256; c++) {
+            if (c == '\n')
+                continue; /* ends the line: covered by the line cases */
+            size_t n = sizeof pre - 1;
+            memcpy(raw, pre, n);
+            memset(raw + n, 'v', VALUE_LEN);
+            raw[n + at] = (char)c;
+            n += VALUE_LEN;
+            memcpy(raw + n, "\r\n\r\n", 4);
+            n += 4;
+            /* Whitespace at either end is not part of the value (OWS). */
+            bool trimmed = (c == ' ' || c == '\t') && (at == 0 || at == VALUE_LEN - 1);
+            bool ok = (c >= 0x20 && c != 0x7f) || c == '\t';
+            char name[48];
+            snprintf(name, sizeof name, "value byte 0x%02x at %zu", (unsigned)c, at);
+            struct outcome o;
+            if (!parse_every_way(&request_kind, name, &ag_http_default_limits, raw, n, &o))
+                continue;
+            if (ok && o.rc < 0)
+                CASE_FAIL("%s: refused with %d\n", name, o.status);
+            else if (!ok && (o.rc >= 0 || o.status != 400))
+                CASE_FAIL("%s: rc %d status %d, want a 400\n", name, o.rc, o.status);
+            else if (ok && o.values[1].len != (trimmed ? VALUE_LEN - 1 : VALUE_LEN))
+                CASE_FAIL("%s: value of %zu bytes\n", name, o.values[1].len);
+        }
+    }
+    assert_int_equal(failures, 0);
+}
+
 /* Field lines written in one pass: the size is exact and the bytes are "Name: value\r\n". */
 static void fields_put(void **state)
 {
@@ -1523,6 +1564,7 @@ int main(void)
         cmocka_unit_test(tchar_class),
         cmocka_unit_test(sendable_fields),
         cmocka_unit_test(value_check_every_position),
+        cmocka_unit_test(value_bytes_every_position),
         cmocka_unit_test(fields_put),
         cmocka_unit_test(limits_check),
         cmocka_unit_test(refusal_is_sticky),
