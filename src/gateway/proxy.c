@@ -75,6 +75,20 @@ static uint64_t now_ns(void)
     return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
 }
 
+/* Writes v in decimal at out (20 bytes of room, no NUL); returns the digits' count. */
+static size_t u64_dec(uint64_t v, char *out)
+{
+    char tmp[20];
+    size_t n = 0;
+    do {
+        tmp[n++] = (char)('0' + v % 10);
+        v /= 10;
+    } while (v);
+    for (size_t i = 0; i < n; i++)
+        out[i] = tmp[n - 1 - i];
+    return n;
+}
+
 static bool method_is(const struct ag_http_request *req, const char *m)
 {
     return ag_str_eq(req->method, ag_str_from_cstr(m));
@@ -151,12 +165,10 @@ static void hdrs_common(struct gw_req *r, struct hdrs *h)
         for (size_t i = 0; i < r->cors.count; i++)
             hdrs_put(h, r->cors.h[i]);
     if (r->has_rl && !r->rl.degraded) {
-        snprintf(h->rl[0], sizeof h->rl[0], "%" PRIu64, r->rl.limit);
-        snprintf(h->rl[1], sizeof h->rl[1], "%" PRIu64, r->rl.remaining);
-        snprintf(h->rl[2], sizeof h->rl[2], "%" PRIu64, r->rl.reset_s);
-        hdrs_add(h, "RateLimit-Limit", ag_str_from_cstr(h->rl[0]));
-        hdrs_add(h, "RateLimit-Remaining", ag_str_from_cstr(h->rl[1]));
-        hdrs_add(h, "RateLimit-Reset", ag_str_from_cstr(h->rl[2]));
+        hdrs_add(h, "RateLimit-Limit", (struct ag_str){h->rl[0], u64_dec(r->rl.limit, h->rl[0])});
+        hdrs_add(h, "RateLimit-Remaining",
+                 (struct ag_str){h->rl[1], u64_dec(r->rl.remaining, h->rl[1])});
+        hdrs_add(h, "RateLimit-Reset", (struct ag_str){h->rl[2], u64_dec(r->rl.reset_s, h->rl[2])});
     }
 }
 
@@ -549,15 +561,21 @@ static void rate_limit(struct gw_req *r)
             kind = "header";
         }
     }
+    /* "route|kind|value", cut to the key's room like the snprintf it replaces would. */
     char key[GW_RL_KEY_MAX];
-    int n = snprintf(key, sizeof key, "%s|%s|%.*s", r->route->conf->name, kind, (int)value.len,
-                     value.p);
-    if (n < 0 || (size_t)n >= sizeof key)
-        n = (int)sizeof key - 1;
+    struct ag_str parts[] = {ag_str_from_cstr(r->route->conf->name), AG_STR("|"),
+                             ag_str_from_cstr(kind), AG_STR("|"), value};
+    size_t n = 0;
+    for (size_t i = 0; i < sizeof parts / sizeof parts[0]; i++) {
+        size_t take = parts[i].len < sizeof key - 1 - n ? parts[i].len : sizeof key - 1 - n;
+        if (take)
+            memcpy(key + n, parts[i].p, take);
+        n += take;
+    }
     struct gw_rl_policy policy = {rc->rate, rc->per_ms, rc->burst};
     r->has_rl = true;
     r->rl = (struct gw_rl_decision){0}; /* read by responses made while the answer is pending */
-    int result = gw_rl_store_take(&r->w->rl_store, (struct ag_str){key, (size_t)n}, &policy, &r->rl,
+    int result = gw_rl_store_take(&r->w->rl_store, (struct ag_str){key, n}, &policy, &r->rl,
                                   on_rate_decision, r, &r->rl_pending);
     if (result == AG_EAGAIN)
         return; /* on_rate_decision continues */
