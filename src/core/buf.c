@@ -54,6 +54,19 @@ int ag_str_to_u64(struct ag_str s, uint64_t max, uint64_t *out)
     return 0;
 }
 
+size_t ag_u64_dec(uint64_t v, char out[20])
+{
+    char tmp[20];
+    size_t n = 0;
+    do {
+        tmp[n++] = (char)('0' + v % 10);
+        v /= 10;
+    } while (v);
+    for (size_t i = 0; i < n; i++)
+        out[i] = tmp[n - 1 - i];
+    return n;
+}
+
 void ag_buf_init(struct ag_buf *b, size_t max)
 {
     *b = (struct ag_buf){.max = max};

@@ -57,6 +57,9 @@ struct ag_str ag_str_split(struct ag_str s, char sep, struct ag_str *head);
  */
 int ag_str_to_u64(struct ag_str s, uint64_t max, uint64_t *out);
 
+/* Writes v in decimal at out (20 bytes of room; no NUL) and returns the number of digits. */
+size_t ag_u64_dec(uint64_t v, char out[20]);
+
 /*
  * A growable byte buffer. Live bytes are data[off .. off+len); consuming from the front moves
  * off, so a reader can drop what it handled without copying. The buffer never grows past max

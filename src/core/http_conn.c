@@ -188,19 +188,6 @@ static const char *date_field(struct ag_http_worker *w)
     return w->date;
 }
 
-static size_t u64_to_dec(uint64_t v, char out[20])
-{
-    char tmp[20];
-    size_t n = 0;
-    do {
-        tmp[n++] = (char)('0' + v % 10);
-        v /= 10;
-    } while (v);
-    for (size_t i = 0; i < n; i++)
-        out[i] = tmp[n - 1 - i];
-    return n;
-}
-
 #define APPEND_LIT(b, lit) ag_buf_append((b), (lit), sizeof(lit) - 1)
 
 static const char continue_line[] = "HTTP/1.1 100 Continue\r\n\r\n";
@@ -273,7 +260,7 @@ static int response_head(struct ag_http_exchange *ex, int status,
     size_t need =
         sizeof "HTTP/1.1 " - 1 + status_len + 1 + reason_len + 2 + sizeof "Date: " - 1 + 29 + 2 + 2;
     if (ex->declared >= 0) {
-        length_len = u64_to_dec((uint64_t)ex->declared, length_num);
+        length_len = ag_u64_dec((uint64_t)ex->declared, length_num);
         need += sizeof cl - 1 + length_len + 2;
     } else if (ex->chunked) {
         need += sizeof te - 1;

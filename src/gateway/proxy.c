@@ -75,20 +75,6 @@ static uint64_t now_ns(void)
     return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
 }
 
-/* Writes v in decimal at out (20 bytes of room, no NUL); returns the digits' count. */
-static size_t u64_dec(uint64_t v, char *out)
-{
-    char tmp[20];
-    size_t n = 0;
-    do {
-        tmp[n++] = (char)('0' + v % 10);
-        v /= 10;
-    } while (v);
-    for (size_t i = 0; i < n; i++)
-        out[i] = tmp[n - 1 - i];
-    return n;
-}
-
 static bool method_is(const struct ag_http_request *req, const char *m)
 {
     return ag_str_eq(req->method, ag_str_from_cstr(m));
@@ -165,10 +151,12 @@ static void hdrs_common(struct gw_req *r, struct hdrs *h)
         for (size_t i = 0; i < r->cors.count; i++)
             hdrs_put(h, r->cors.h[i]);
     if (r->has_rl && !r->rl.degraded) {
-        hdrs_add(h, "RateLimit-Limit", (struct ag_str){h->rl[0], u64_dec(r->rl.limit, h->rl[0])});
+        hdrs_add(h, "RateLimit-Limit",
+                 (struct ag_str){h->rl[0], ag_u64_dec(r->rl.limit, h->rl[0])});
         hdrs_add(h, "RateLimit-Remaining",
-                 (struct ag_str){h->rl[1], u64_dec(r->rl.remaining, h->rl[1])});
-        hdrs_add(h, "RateLimit-Reset", (struct ag_str){h->rl[2], u64_dec(r->rl.reset_s, h->rl[2])});
+                 (struct ag_str){h->rl[1], ag_u64_dec(r->rl.remaining, h->rl[1])});
+        hdrs_add(h, "RateLimit-Reset",
+                 (struct ag_str){h->rl[2], ag_u64_dec(r->rl.reset_s, h->rl[2])});
     }
 }
 

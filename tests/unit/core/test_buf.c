@@ -54,6 +54,22 @@ static void str_eq(void **state)
     assert_true(ag_str_eq_nocase(AG_STR("\xc9z"), AG_STR("\xc9Z")));
 }
 
+static void u64_dec(void **state)
+{
+    (void)state;
+    static const struct {
+        uint64_t v;
+        const char *want;
+    } cases[] = {
+        {0, "0"}, {7, "7"}, {10, "10"}, {429, "429"}, {UINT64_MAX, "18446744073709551615"}};
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        char out[20];
+        size_t n = ag_u64_dec(cases[i].v, out);
+        assert_int_equal(n, strlen(cases[i].want));
+        assert_memory_equal(out, cases[i].want, n);
+    }
+}
+
 static void str_has_prefix(void **state)
 {
     (void)state;
@@ -432,6 +448,7 @@ int main(void)
         cmocka_unit_test(str_from_cstr),
         cmocka_unit_test(str_eq),
         cmocka_unit_test(str_has_prefix),
+        cmocka_unit_test(u64_dec),
         cmocka_unit_test(str_trim_ows),
         cmocka_unit_test(str_split),
         cmocka_unit_test(str_to_u64),
