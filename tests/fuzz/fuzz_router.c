@@ -46,7 +46,7 @@ static const struct gw_route_spec fixed_table[] = {
     SPEC("*.api.example.com", "/{a}", true, NULL, 0, 11),
     SPEC("shop.example.com", "/cart", false, post_only, 1, 12),
     SPEC("shop.example.com", "/cart/", true, get_only, 1, 13),
-    SPEC("[::1]", "/%41", false, NULL, 0, 14),
+    SPEC("[::1]", "/%20", false, NULL, 0, 14), /* an escape the router keeps (not unreserved) */
 };
 enum { FIXED_COUNT = sizeof fixed_table / sizeof fixed_table[0] };
 
@@ -82,7 +82,11 @@ static bool path_ok(struct ag_str path)
             long v = strtol(hex, NULL, 16);
             if (v == 0 || v == '/' || v == '\\')
                 return false;
+            if (isalnum((int)v) || v == '-' || v == '.' || v == '_' || v == '~')
+                return false; /* an encoded unreserved character */
         }
+        if (c == '/' && i + 1 < path.len && path.p[i + 1] == '/')
+            return false; /* an empty segment */
     }
     /* Dot segments: "." and "..", with %2e for a dot, before any ';'. */
     size_t start = 1;
