@@ -1,9 +1,7 @@
 /* The HTTP client's API: configuration, address pools, request heads, and the call operations. */
 #include "core/http_client.h"
 
-#include <inttypes.h>
 #include <stddef.h>
-#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -222,16 +220,17 @@ static int request_write(struct ag_http_call *call, const struct ag_http_client_
     int rc = ag_hc_buf_acquire(call->client, out);
     if (rc < 0)
         return rc;
-    char length[48];
-    size_t length_len = 0;
-    if (req->body.p)
-        length_len =
-            (size_t)snprintf(length, sizeof length, "Content-Length: %zu\r\n", req->body.len);
-    else if (req->body_length > 0)
-        length_len = (size_t)snprintf(length, sizeof length, "Content-Length: %" PRId64 "\r\n",
-                                      req->body_length);
-    static const char chunked[] = "Transfer-Encoding: chunked\r\n",
+    static const char cl[] = "Content-Length: ", chunked[] = "Transfer-Encoding: chunked\r\n",
                       empty[] = "Content-Length: 0\r\n";
+    char length[sizeof cl - 1 + 20 + 2];
+    size_t length_len = 0;
+    if (req->body.p || req->body_length > 0) {
+        uint64_t v = req->body.p ? req->body.len : (uint64_t)req->body_length;
+        memcpy(length, cl, sizeof cl - 1);
+        length_len = sizeof cl - 1 + ag_u64_dec(v, length + sizeof cl - 1);
+        length[length_len++] = '\r';
+        length[length_len++] = '\n';
+    }
     const char *framing = length;
     if (!req->body.p && req->body_length == AG_HTTP_LENGTH_UNKNOWN) {
         framing = chunked;

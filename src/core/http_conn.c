@@ -210,14 +210,15 @@ static int send_continue(struct ag_http_conn *c, struct ag_http_exchange *ex)
     return 0;
 }
 
-/* Starts the response; the fields are checked already (see ag_http_response_pass). */
+/* Starts the response; check says whether the fields need checking (see ag_http_response_pass). */
 static int response_head(struct ag_http_exchange *ex, int status,
-                         const struct ag_http_header *headers, size_t count, int64_t content_length)
+                         const struct ag_http_header *headers, size_t count, bool check,
+                         int64_t content_length)
 {
     struct ag_http_conn *c = ex->conn;
     if (ex->started || !c || c->closed)
         return AG_ECLOSED;
-    if (status < 200 || status > 599)
+    if (status < 200 || status > 599 || (check && !ag_http_fields_valid(headers, count)))
         return AG_EINVAL;
     if (c->w->draining)
         ex->keep_alive = false;
@@ -249,16 +250,15 @@ static int response_head(struct ag_http_exchange *ex, int status,
     }
     static const char cl[] = "Content-Length: ", te[] = "Transfer-Encoding: chunked\r\n",
                       close[] = "Connection: close\r\n", ka[] = "Connection: keep-alive\r\n";
-    char status_num[20], length_num[20];
-    /* 200..599: three digits. */
+    char status_num[3], length_num[20]; /* the status is 200..599: three digits */
     status_num[0] = (char)('0' + status / 100);
     status_num[1] = (char)('0' + status / 10 % 10);
     status_num[2] = (char)('0' + status % 10);
-    size_t status_len = 3, length_len = 0;
+    size_t length_len = 0;
     const char *reason = ag_http_reason(status);
     size_t reason_len = strlen(reason);
-    size_t need =
-        sizeof "HTTP/1.1 " - 1 + status_len + 1 + reason_len + 2 + sizeof "Date: " - 1 + 29 + 2 + 2;
+    size_t need = sizeof "HTTP/1.1 " - 1 + sizeof status_num + 1 + reason_len + 2 +
+                  sizeof "Date: " - 1 + 29 + 2 + 2;
     if (ex->declared >= 0) {
         length_len = ag_u64_dec((uint64_t)ex->declared, length_num);
         need += sizeof cl - 1 + length_len + 2;
@@ -280,7 +280,7 @@ static int response_head(struct ag_http_exchange *ex, int status,
         return rc;
     char *at = ag_buf_tail(out);
     at = ag_http_put(at, "HTTP/1.1 ", sizeof "HTTP/1.1 " - 1);
-    at = ag_http_put(at, status_num, status_len);
+    at = ag_http_put(at, status_num, sizeof status_num);
     *at++ = ' ';
     at = ag_http_put(at, reason, reason_len);
     at = ag_http_put(at, "\r\nDate: ", sizeof "\r\nDate: " - 1);
@@ -312,19 +312,14 @@ int ag_http_response_start(struct ag_http_exchange *ex, int status,
                            const struct ag_http_header *headers, size_t count,
                            int64_t content_length)
 {
-    struct ag_http_conn *c = ex->conn;
-    if (ex->started || !c || c->closed)
-        return AG_ECLOSED;
-    if (!ag_http_fields_valid(headers, count))
-        return AG_EINVAL;
-    return response_head(ex, status, headers, count, content_length);
+    return response_head(ex, status, headers, count, true, content_length);
 }
 
 int ag_http_response_pass(struct ag_http_exchange *ex, int status,
                           const struct ag_http_header *headers, size_t count,
                           int64_t content_length)
 {
-    return response_head(ex, status, headers, count, content_length);
+    return response_head(ex, status, headers, count, false, content_length);
 }
 
 int ag_http_response_write(struct ag_http_exchange *ex, const void *data, size_t len)

@@ -591,12 +591,11 @@ static void refuse_token(struct gw_req *r, const char *error, const char *descri
 }
 
 /* Returns true when the request may go on (possibly anonymous on an optional route). */
-static bool authenticate(struct gw_req *r, const struct ag_http_request *req)
+static bool authenticate(struct gw_req *r)
 {
     const struct gw_route_conf *rc = r->route->conf;
     if (rc->auth == GW_AUTH_NONE)
         return true;
-    (void)req;
     struct ag_str auth = r->authorization;
     if (!auth.p) {
         if (rc->auth == GW_AUTH_OPTIONAL)
@@ -697,7 +696,7 @@ static void route_request(struct gw_req *r, const struct ag_http_request *req)
         respond_problem(r, 405, "the route does not accept this method", &h, 1);
         return;
     }
-    if (!apply_cors(r, req) || !authenticate(r, req))
+    if (!apply_cors(r, req) || !authenticate(r))
         return;
     if (req->body == AG_HTTP_BODY_LENGTH && req->content_length > r->route->max_body) {
         respond_simple(r, 413, "the request body is larger than this route accepts");

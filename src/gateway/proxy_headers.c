@@ -47,17 +47,12 @@ static bool hop_name(struct ag_str name)
     return false;
 }
 
-bool gw_header_hop_by_hop(struct ag_str name, struct ag_str connection)
-{
-    return hop_name(name) || (connection.len > 0 && list_names(connection, name));
-}
-
 static bool is_connection(struct ag_str name)
 {
     return name.len == 10 && ag_str_eq_nocase(name, AG_STR("Connection"));
 }
 
-/* True when the message has a Connection field (the common case: none, or one to skip). */
+/* True when the message has a Connection field: worked out once, not per field (most have none). */
 static bool has_connection(const struct ag_http_header *h, size_t count)
 {
     for (size_t i = 0; i < count; i++)
@@ -66,19 +61,19 @@ static bool has_connection(const struct ag_http_header *h, size_t count)
     return false;
 }
 
-/*
- * gw_header_hop_by_hop over a whole message: every Connection field counts, since repeated
- * field lines form one list (RFC 9110 §5.3). connection says whether the message has one.
- */
-static bool hop_in(struct ag_str name, const struct ag_http_header *h, size_t count,
-                   bool connection)
+/* True when one of the message's Connection fields names name: repeated lines form one list
+ * (RFC 9110 §5.3). */
+static bool connection_names(struct ag_str name, const struct ag_http_header *h, size_t count)
 {
-    if (hop_name(name))
-        return true;
-    for (size_t i = 0; connection && i < count; i++)
+    for (size_t i = 0; i < count; i++)
         if (is_connection(h[i].name) && list_names(h[i].value, name))
             return true;
     return false;
+}
+
+bool gw_header_hop_by_hop(struct ag_str name, const struct ag_http_header *fields, size_t count)
+{
+    return hop_name(name) || connection_names(name, fields, count);
 }
 
 /* Fields the gateway owns on the way up: replaced, or refused because a client could forge them. */
@@ -140,7 +135,9 @@ size_t gw_upstream_headers(const struct ag_http_request *req, const struct gw_fo
     size_t n = 0;
     for (size_t i = 0; i < req->header_count && n < AG_HTTP_HEADERS_CAP; i++) {
         struct ag_str name = req->headers[i].name;
-        if (hop_in(name, req->headers, req->header_count, connection) || gateway_owned(name))
+        if (hop_name(name) ||
+            (connection && connection_names(name, req->headers, req->header_count)) ||
+            gateway_owned(name))
             continue;
         out[n++] = req->headers[i];
     }
@@ -172,7 +169,7 @@ void gw_security_headers(const struct gw_security_conf *sec, const struct ag_htt
     bool html = false;
     for (size_t i = 0; resp && i < resp_count; i++) {
         struct ag_str name = resp[i].name;
-        switch (name.len) { /* the lengths of Content-Type and of the security names */
+        switch (name.len) { /* Content-Type's length, and those of security_names */
         case 12:
             if (ag_str_eq_nocase(name, AG_STR("Content-Type"))) {
                 struct ag_str ct = resp[i].value;
@@ -210,8 +207,8 @@ size_t gw_response_headers(const struct ag_http_header *resp, size_t resp_count,
     size_t n = 0;
     for (size_t i = 0; i < resp_count && n < AG_HTTP_HEADERS_CAP; i++) {
         struct ag_str name = resp[i].name;
-        if (hop_in(name, resp, resp_count, connection) || response_owned(name) ||
-            (rate_limited && name_has_prefix(name, AG_STR("RateLimit-"))) ||
+        if (hop_name(name) || (connection && connection_names(name, resp, resp_count)) ||
+            response_owned(name) || (rate_limited && name_has_prefix(name, AG_STR("RateLimit-"))) ||
             (cors && name_has_prefix(name, AG_STR("Access-Control-"))))
             continue;
         out[n++] = resp[i];

@@ -20,13 +20,13 @@ struct gw_forward {
 };
 
 /*
- * True for a field a proxy must never pass on in either direction: the hop-by-hop fields of
- * RFC 9110 §7.6.1 (Connection, Keep-Alive, Proxy-Connection, TE, Trailer, Transfer-Encoding,
- * Upgrade, Proxy-Authenticate, Proxy-Authorization) and any field a Connection field names
- * (connection is one such value, possibly empty). gw_upstream_headers and gw_response_headers
- * apply it with every Connection field of the message.
+ * True for a field of a message (fields[0..count)) that a proxy must never pass on, in either
+ * direction: the hop-by-hop fields of RFC 9110 §7.6.1 (Connection, Keep-Alive,
+ * Proxy-Connection, TE, Trailer, Transfer-Encoding, Upgrade, Proxy-Authenticate,
+ * Proxy-Authorization) and any field named by any of the message's Connection fields (repeated
+ * lines form one list, RFC 9110 §5.3). gw_upstream_headers and gw_response_headers apply it.
  */
-bool gw_header_hop_by_hop(struct ag_str name, struct ag_str connection);
+bool gw_header_hop_by_hop(struct ag_str name, const struct ag_http_header *fields, size_t count);
 
 /*
  * Fills out (GW_HEADERS_OUT_CAP entries) with the request fields for the upstream: the client's
