@@ -61,6 +61,10 @@ const char *ag_err_name(int code)
         return "AG_ENOTFOUND";
     case AG_EPROTO:
         return "AG_EPROTO";
+    case AG_ECONFLICT:
+        return "AG_ECONFLICT";
+    case AG_EUNAVAIL:
+        return "AG_EUNAVAIL";
     }
     return "AG_E?";
 }

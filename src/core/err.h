@@ -19,6 +19,8 @@ enum {
     AG_ETIMEDOUT = -7, /* a deadline passed */
     AG_ENOTFOUND = -8, /* a named thing does not exist */
     AG_EPROTO = -9,    /* the peer broke the protocol */
+    AG_ECONFLICT = -10, /* a uniqueness or other constraint refused a change */
+    AG_EUNAVAIL = -11,  /* a backend (database, broker) is down, locked or unreachable */
 };
 
 /* Human detail for a failure; filled by the callee, owned by the caller (no allocation). */

@@ -12,7 +12,7 @@
 #include "core/jwt_cache.h"
 #include "core/log.h"
 #include "gateway/gateway.h"
-#include "gateway/keyring.h"
+#include "core/keyring.h"
 #include "gateway/proxy_headers.h"
 #include "gateway/ratelimit.h"
 #include "gateway/request_id.h"
@@ -613,7 +613,7 @@ static bool authenticate(struct gw_req *r)
     int64_t now_s = (int64_t)time(NULL);
     size_t which = 0;
     if (!ag_jwt_cache_get(r->w->jwt_cache, token, now_s, &r->claims, &which)) {
-        enum ag_jwt_status st = gw_keyring_verify(snap->keyring, token, now_s, &r->claims);
+        enum ag_jwt_status st = ag_keyring_verify(snap->keyring, token, now_s, &r->claims);
         if (st != AG_JWT_OK) {
             ag_counter_inc(r->w->gw->jwt_failures[st]);
             refuse_token(r, "invalid_token", ag_jwt_status_name(st));

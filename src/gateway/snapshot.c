@@ -8,7 +8,7 @@
 #include "core/log.h"
 #include "core/net.h"
 #include "gateway/health.h"
-#include "gateway/keyring.h"
+#include "core/keyring.h"
 #include "gateway/router.h"
 #include "core/banned.h"
 
@@ -28,7 +28,7 @@ struct gw_snapshot *gw_snapshot_ref(struct gw_snapshot *snap)
 static void snapshot_free(struct gw_snapshot *snap)
 {
     gw_health_free(snap->health); /* first: it reads the pools */
-    gw_keyring_free(snap->keyring);
+    ag_keyring_free(snap->keyring);
     gw_router_free(snap->router);
     for (size_t i = 0; snap->upstreams && i < snap->upstream_count; i++) {
         gw_pool_free(snap->upstreams[i].pool);
@@ -232,12 +232,12 @@ static int build_keyring(struct gw_snapshot *snap, struct ag_err *err)
     const struct gw_auth_conf *auth = &snap->cfg.auth;
     if (auth->issuer_count == 0)
         return 0;
-    struct gw_issuer_spec *specs = calloc(auth->issuer_count, sizeof *specs);
+    struct ag_issuer_spec *specs = calloc(auth->issuer_count, sizeof *specs);
     if (!specs)
         return ag_err_set(err, AG_ENOMEM, "out of memory");
     for (size_t i = 0; i < auth->issuer_count; i++) {
         const struct gw_issuer_conf *is = &auth->issuers[i];
-        specs[i] = (struct gw_issuer_spec){
+        specs[i] = (struct ag_issuer_spec){
             .issuer = is->issuer,
             .jwks_uri = is->jwks_uri,
             .jwks_file = is->jwks_file,
@@ -249,10 +249,10 @@ static int build_keyring(struct gw_snapshot *snap, struct ag_err *err)
             .refresh_interval_ms = is->refresh_interval_ms,
         };
     }
-    int rc = gw_keyring_new(specs, auth->issuer_count, &snap->keyring, err);
+    int rc = ag_keyring_new(specs, auth->issuer_count, &snap->keyring, err);
     free(specs);
     if (rc == 0)
-        rc = gw_keyring_start(snap->keyring, KEYS_INITIAL_TIMEOUT_MS, err);
+        rc = ag_keyring_start(snap->keyring, KEYS_INITIAL_TIMEOUT_MS, err);
     return rc;
 }
 
@@ -336,7 +336,7 @@ out:
 
 bool gw_snapshot_ready(const struct gw_snapshot *snap)
 {
-    return !snap->keyring || gw_keyring_ready(snap->keyring);
+    return !snap->keyring || ag_keyring_ready(snap->keyring);
 }
 
 void gw_snapshot_update_gauges(const struct gw_snapshot *snap, uint64_t now_ms)

@@ -15,7 +15,7 @@
 #include "gateway/gw_config.h"
 
 struct gw_router;
-struct gw_keyring;
+struct ag_keyring;
 struct gw_health;
 
 struct gw_upstream {
@@ -56,7 +56,7 @@ struct gw_snapshot {
     size_t route_count;
     struct gw_upstream *upstreams;
     size_t upstream_count;
-    struct gw_keyring *keyring; /* NULL without issuers */
+    struct ag_keyring *keyring; /* NULL without issuers */
     struct gw_health *health;   /* NULL without active checks */
     char *config_path;
 };

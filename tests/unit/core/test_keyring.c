@@ -25,7 +25,7 @@
 #include "core/base64url.h"
 #include "core/http_server.h"
 #include "core/log.h"
-#include "gateway/keyring.h"
+#include "core/keyring.h"
 #include "../jwk_fixture.h"
 #include "core/banned.h"
 
@@ -179,9 +179,9 @@ static int group_teardown(void **state)
 
 static const char *const audiences[] = {"api"};
 
-static struct gw_issuer_spec spec_for(const char *uri, const char *file)
+static struct ag_issuer_spec spec_for(const char *uri, const char *file)
 {
-    return (struct gw_issuer_spec){.issuer = ISS,
+    return (struct ag_issuer_spec){.issuer = ISS,
                                    .jwks_uri = uri,
                                    .jwks_file = file,
                                    .audiences = audiences,
@@ -192,21 +192,21 @@ static struct gw_issuer_spec spec_for(const char *uri, const char *file)
                                    .min_refresh_interval_ms = 20};
 }
 
-static struct gw_keyring *start(const struct gw_issuer_spec *specs, size_t n, uint32_t timeout_ms)
+static struct ag_keyring *start(const struct ag_issuer_spec *specs, size_t n, uint32_t timeout_ms)
 {
-    struct gw_keyring *kr = NULL;
+    struct ag_keyring *kr = NULL;
     struct ag_err err = {0};
-    if (gw_keyring_new(specs, n, &kr, &err) != 0)
-        fail_msg("gw_keyring_new: %s", err.msg);
-    if (gw_keyring_start(kr, timeout_ms, &err) != 0)
-        fail_msg("gw_keyring_start: %s", err.msg);
+    if (ag_keyring_new(specs, n, &kr, &err) != 0)
+        fail_msg("ag_keyring_new: %s", err.msg);
+    if (ag_keyring_start(kr, timeout_ms, &err) != 0)
+        fail_msg("ag_keyring_start: %s", err.msg);
     return kr;
 }
 
-static enum ag_jwt_status verify(struct gw_keyring *kr, const char *tok)
+static enum ag_jwt_status verify(struct ag_keyring *kr, const char *tok)
 {
     struct ag_jwt_claims claims;
-    return gw_keyring_verify(kr, ag_str_from_cstr(tok), (int64_t)time(NULL), &claims);
+    return ag_keyring_verify(kr, ag_str_from_cstr(tok), (int64_t)time(NULL), &claims);
 }
 
 static void sleep_ms(unsigned ms)
@@ -216,7 +216,7 @@ static void sleep_ms(unsigned ms)
 }
 
 /* Verifies tok every 5 ms until the answer is want; fails after WAIT_MS. */
-static void verify_until(struct gw_keyring *kr, const char *tok, enum ag_jwt_status want)
+static void verify_until(struct ag_keyring *kr, const char *tok, enum ag_jwt_status want)
 {
     enum ag_jwt_status st = AG_JWT_STATUS_COUNT;
     for (int waited = 0; waited < WAIT_MS; waited += 5) {
@@ -248,36 +248,36 @@ static void test_new_refuses_bad_specs(void **state)
         {"http://idp/jwks", "/etc/jwks.json", "exactly one"},
         {NULL, NULL, "exactly one"},
     };
-    struct gw_keyring *kr;
+    struct ag_keyring *kr;
     struct ag_err err;
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
-        struct gw_issuer_spec s = spec_for(bad[i].uri, bad[i].file);
+        struct ag_issuer_spec s = spec_for(bad[i].uri, bad[i].file);
         memset(&err, 0, sizeof err);
-        assert_int_equal(gw_keyring_new(&s, 1, &kr, &err), AG_EINVAL);
+        assert_int_equal(ag_keyring_new(&s, 1, &kr, &err), AG_EINVAL);
         assert_null(kr);
         if (!strstr(err.msg, bad[i].why))
             fail_msg("%s: \"%s\" lacks \"%s\"", bad[i].uri, err.msg, bad[i].why);
     }
-    struct gw_issuer_spec two[2] = {spec_for(jwks_uri, NULL), spec_for(jwks_uri, NULL)};
-    assert_int_equal(gw_keyring_new(two, 2, &kr, &err), AG_EINVAL);
+    struct ag_issuer_spec two[2] = {spec_for(jwks_uri, NULL), spec_for(jwks_uri, NULL)};
+    assert_int_equal(ag_keyring_new(two, 2, &kr, &err), AG_EINVAL);
     assert_non_null(strstr(err.msg, "twice"));
-    assert_int_equal(gw_keyring_new(two, 0, &kr, &err), AG_EINVAL);
+    assert_int_equal(ag_keyring_new(two, 0, &kr, &err), AG_EINVAL);
     two[0].algorithms = 0;
-    assert_int_equal(gw_keyring_new(two, 1, &kr, &err), AG_EINVAL);
+    assert_int_equal(ag_keyring_new(two, 1, &kr, &err), AG_EINVAL);
     two[0] = spec_for(jwks_uri, NULL);
     two[0].min_refresh_interval_ms = two[0].refresh_interval_ms + 1;
-    assert_int_equal(gw_keyring_new(two, 1, &kr, &err), AG_EINVAL);
+    assert_int_equal(ag_keyring_new(two, 1, &kr, &err), AG_EINVAL);
     /* Accepted forms: default port, query without a path, IPv6 literal; nothing fetched. */
     const char *good[] = {"http://idp.example", "http://idp.example?x=1", "http://[::1]:8080/j"};
     for (size_t i = 0; i < 3; i++) {
         two[0] = spec_for(good[i], NULL);
-        assert_int_equal(gw_keyring_new(two, 1, &kr, &err), 0);
-        assert_false(gw_keyring_ready(kr));
-        assert_int_equal(gw_keyring_count(kr), 1);
-        assert_string_equal(gw_keyring_issuer(kr, 0), ISS);
-        gw_keyring_free(kr);
+        assert_int_equal(ag_keyring_new(two, 1, &kr, &err), 0);
+        assert_false(ag_keyring_ready(kr));
+        assert_int_equal(ag_keyring_count(kr), 1);
+        assert_string_equal(ag_keyring_issuer(kr, 0), ISS);
+        ag_keyring_free(kr);
     }
-    gw_keyring_free(NULL);
+    ag_keyring_free(NULL);
 }
 
 static void write_file(const char *path, const char *text)
@@ -298,12 +298,12 @@ static void test_file_source_and_unknown_kid(void **state)
     char *text = jwks_text(false);
     write_file(path, text);
     free(text);
-    struct gw_issuer_spec s = spec_for(NULL, path);
-    struct gw_keyring *kr = start(&s, 1, 1000);
-    assert_true(gw_keyring_ready(kr));
+    struct ag_issuer_spec s = spec_for(NULL, path);
+    struct ag_keyring *kr = start(&s, 1, 1000);
+    assert_true(ag_keyring_ready(kr));
     char *ta = token(key_a, "a", ISS), *tb = token(key_b, "b", ISS);
     struct ag_jwt_claims claims;
-    assert_int_equal(gw_keyring_verify(kr, ag_str_from_cstr(ta), time(NULL), &claims), AG_JWT_OK);
+    assert_int_equal(ag_keyring_verify(kr, ag_str_from_cstr(ta), time(NULL), &claims), AG_JWT_OK);
     assert_string_equal(claims.sub, "user-7");
     assert_int_equal(verify(kr, tb), AG_JWT_UNKNOWN_KID);
     /* The issuer rotates: B appears in the file; an unknown kid makes the keyring look. */
@@ -312,8 +312,8 @@ static void test_file_source_and_unknown_kid(void **state)
     free(text);
     verify_until(kr, tb, AG_JWT_OK);
     assert_int_equal(verify(kr, ta), AG_JWT_OK);
-    struct gw_keyring_stats st;
-    gw_keyring_stats(kr, 0, &st);
+    struct ag_keyring_stats st;
+    ag_keyring_stats(kr, 0, &st);
     assert_true(st.has_keys);
     assert_int_equal(st.keys, 2);
     assert_true(st.refetch_requests >= 1);
@@ -326,11 +326,11 @@ static void test_file_source_and_unknown_kid(void **state)
     for (int i = 0; i < 2000 && st.fetches_failed == failed; i++) {
         assert_int_equal(verify(kr, tc), AG_JWT_UNKNOWN_KID);
         sleep_ms(5);
-        gw_keyring_stats(kr, 0, &st);
+        ag_keyring_stats(kr, 0, &st);
     }
     assert_true(st.fetches_failed > failed);
     assert_int_equal(verify(kr, tb), AG_JWT_OK);
-    gw_keyring_free(kr);
+    ag_keyring_free(kr);
     unlink(path);
     free(ta);
     free(tb);
@@ -340,9 +340,9 @@ static void test_file_source_and_unknown_kid(void **state)
 static void test_http_refetch_on_unknown_kid(void **state)
 {
     (void)state;
-    struct gw_issuer_spec s = spec_for(jwks_uri, NULL);
-    struct gw_keyring *kr = start(&s, 1, 5000);
-    assert_true(gw_keyring_ready(kr));
+    struct ag_issuer_spec s = spec_for(jwks_uri, NULL);
+    struct ag_keyring *kr = start(&s, 1, 5000);
+    assert_true(ag_keyring_ready(kr));
     char *ta = token(key_a, "a", ISS), *tb = token(key_b, "b", ISS);
     assert_int_equal(verify(kr, ta), AG_JWT_OK);
     assert_int_equal(verify(kr, tb), AG_JWT_UNKNOWN_KID);
@@ -352,7 +352,7 @@ static void test_http_refetch_on_unknown_kid(void **state)
     /* Tokens of other issuers are not this keyring's business. */
     char *tx = token(key_a, "a", "https://someone.else");
     assert_int_equal(verify(kr, tx), AG_JWT_UNKNOWN_ISSUER);
-    gw_keyring_free(kr);
+    ag_keyring_free(kr);
     free(ta);
     free(tb);
     free(tx);
@@ -361,10 +361,10 @@ static void test_http_refetch_on_unknown_kid(void **state)
 static void test_failed_refresh_keeps_last_good(void **state)
 {
     (void)state;
-    struct gw_issuer_spec s = spec_for(jwks_uri, NULL);
+    struct ag_issuer_spec s = spec_for(jwks_uri, NULL);
     s.refresh_interval_ms = 30;
     s.min_refresh_interval_ms = 10;
-    struct gw_keyring *kr = start(&s, 1, 5000);
+    struct ag_keyring *kr = start(&s, 1, 5000);
     char *ta = token(key_a, "a", ISS);
     assert_int_equal(verify(kr, ta), AG_JWT_OK);
     const struct {
@@ -372,20 +372,20 @@ static void test_failed_refresh_keeps_last_good(void **state)
         const char *body;
     } failures[] = {{500, "{}"}, {200, "not json"}, {200, "{\"keys\":[]}"}, {404, ""}};
     for (size_t i = 0; i < sizeof failures / sizeof failures[0]; i++) {
-        struct gw_keyring_stats st;
-        gw_keyring_stats(kr, 0, &st);
+        struct ag_keyring_stats st;
+        ag_keyring_stats(kr, 0, &st);
         uint64_t failed = st.fetches_failed;
         char *body = strdup(failures[i].body);
         serve(failures[i].status, body);
         for (int w = 0; w < WAIT_MS && st.fetches_failed < failed + 2; w += 5) {
             sleep_ms(5);
-            gw_keyring_stats(kr, 0, &st);
+            ag_keyring_stats(kr, 0, &st);
         }
         assert_true(st.fetches_failed >= failed + 2);
         assert_int_equal(verify(kr, ta), AG_JWT_OK);
-        assert_true(gw_keyring_ready(kr));
+        assert_true(ag_keyring_ready(kr));
     }
-    gw_keyring_free(kr);
+    ag_keyring_free(kr);
     free(ta);
 }
 
@@ -393,17 +393,17 @@ static void test_no_keys_until_a_fetch_succeeds(void **state)
 {
     (void)state;
     serve(503, strdup("down"));
-    struct gw_issuer_spec s = spec_for(jwks_uri, NULL);
+    struct ag_issuer_spec s = spec_for(jwks_uri, NULL);
     s.refresh_interval_ms = 60000;
     s.min_refresh_interval_ms = 50;
-    struct gw_keyring *kr = start(&s, 1, 5000); /* not fatal */
-    assert_false(gw_keyring_ready(kr));
+    struct ag_keyring *kr = start(&s, 1, 5000); /* not fatal */
+    assert_false(ag_keyring_ready(kr));
     char *ta = token(key_a, "a", ISS);
     assert_int_equal(verify(kr, ta), AG_JWT_NO_KEYS);
     serve(200, jwks_text(false));
     verify_until(kr, ta, AG_JWT_OK); /* a NO_KEYS answer asks for a fetch too */
-    assert_true(gw_keyring_ready(kr));
-    gw_keyring_free(kr);
+    assert_true(ag_keyring_ready(kr));
+    ag_keyring_free(kr);
     free(ta);
 }
 
@@ -427,25 +427,25 @@ static void test_initial_timeout_and_unreachable(void **state)
     snprintf(closed, sizeof closed, "http://127.0.0.1:%u/jwks", ntohs(ca.sin_port));
     close(cfd); /* nothing listens there now */
 
-    struct gw_issuer_spec specs[3] = {spec_for(silent, NULL), spec_for(closed, NULL),
+    struct ag_issuer_spec specs[3] = {spec_for(silent, NULL), spec_for(closed, NULL),
                                       spec_for(jwks_uri, NULL)};
     specs[0].issuer = "https://silent";
     specs[1].issuer = "https://closed";
     struct timespec t0, t1;
     clock_gettime(CLOCK_MONOTONIC, &t0);
-    struct gw_keyring *kr = start(specs, 3, 300);
+    struct ag_keyring *kr = start(specs, 3, 300);
     clock_gettime(CLOCK_MONOTONIC, &t1);
     long waited_ms = (t1.tv_sec - t0.tv_sec) * 1000 + (t1.tv_nsec - t0.tv_nsec) / 1000000;
     assert_true(waited_ms >= 250);
-    assert_false(gw_keyring_ready(kr));
+    assert_false(ag_keyring_ready(kr));
     char *ta = token(key_a, "a", ISS), *ts = token(key_a, "a", "https://silent");
     assert_int_equal(verify(kr, ta), AG_JWT_OK); /* the third issuer is served */
     assert_int_equal(verify(kr, ts), AG_JWT_NO_KEYS);
-    struct gw_keyring_stats st;
-    gw_keyring_stats(kr, 1, &st);
+    struct ag_keyring_stats st;
+    ag_keyring_stats(kr, 1, &st);
     assert_false(st.has_keys);
     assert_true(st.fetches_failed >= 1);
-    gw_keyring_free(kr); /* with the silent fetch still in flight */
+    ag_keyring_free(kr); /* with the silent fetch still in flight */
     close(lfd);
     free(ta);
     free(ts);
@@ -453,7 +453,7 @@ static void test_initial_timeout_and_unreachable(void **state)
 
 /* Workers verify while the background thread swaps sets as fast as it can. */
 struct hammer {
-    struct gw_keyring *kr;
+    struct ag_keyring *kr;
     const char *tok;
     atomic_bool *stop;
     int bad;
@@ -474,10 +474,10 @@ static void *hammer_main(void *arg)
 static void test_concurrent_verify_during_swaps(void **state)
 {
     (void)state;
-    struct gw_issuer_spec s = spec_for(jwks_uri, NULL);
+    struct ag_issuer_spec s = spec_for(jwks_uri, NULL);
     s.refresh_interval_ms = 2;
     s.min_refresh_interval_ms = 1;
-    struct gw_keyring *kr = start(&s, 1, 5000);
+    struct ag_keyring *kr = start(&s, 1, 5000);
     char *ta = token(key_a, "a", ISS);
     atomic_bool stop = false;
     struct hammer h[3];
@@ -486,12 +486,12 @@ static void test_concurrent_verify_during_swaps(void **state)
         h[i] = (struct hammer){.kr = kr, .tok = ta, .stop = &stop};
         assert_int_equal(pthread_create(&threads[i], NULL, hammer_main, &h[i]), 0);
     }
-    struct gw_keyring_stats st;
-    gw_keyring_stats(kr, 0, &st);
+    struct ag_keyring_stats st;
+    ag_keyring_stats(kr, 0, &st);
     uint64_t ok0 = st.fetches_ok;
     for (int w = 0; w < WAIT_MS && st.fetches_ok < ok0 + 20; w += 5) {
         sleep_ms(5);
-        gw_keyring_stats(kr, 0, &st);
+        ag_keyring_stats(kr, 0, &st);
     }
     atomic_store(&stop, true);
     for (int i = 0; i < 3; i++) {
@@ -500,7 +500,7 @@ static void test_concurrent_verify_during_swaps(void **state)
         assert_true(h[i].runs > 0);
     }
     assert_true(st.fetches_ok >= ok0 + 20);
-    gw_keyring_free(kr);
+    ag_keyring_free(kr);
     free(ta);
 }
 

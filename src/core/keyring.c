@@ -1,5 +1,5 @@
 /* The JWK Sets of the configured token issuers, kept fresh by one background thread. */
-#include "gateway/keyring.h"
+#include "core/keyring.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -25,7 +25,7 @@ enum {
 };
 
 struct issuer {
-    struct gw_keyring *kr;
+    struct ag_keyring *kr;
     size_t index;
     char *name;
     char *file;    /* jwks_file, or NULL */
@@ -43,7 +43,7 @@ struct issuer {
     struct ag_http_call *call;
     struct ag_buf body;
     bool fetching;
-    bool initial; /* the first fetch, which gw_keyring_start waits for */
+    bool initial; /* the first fetch, which ag_keyring_start waits for */
     unsigned failures;
 
     /* Any thread. */
@@ -53,7 +53,7 @@ struct issuer {
     atomic_size_t keys;
 };
 
-struct gw_keyring {
+struct ag_keyring {
     size_t count;
     struct issuer *issuers;
     struct ag_jwt_policy *policies;
@@ -63,7 +63,7 @@ struct gw_keyring {
     pthread_t thread;
     atomic_bool running; /* the background thread was started */
     size_t initial_left;
-    bool initial_wait; /* gw_keyring_start runs the loop until the first fetches end */
+    bool initial_wait; /* ag_keyring_start runs the loop until the first fetches end */
     struct ag_timer initial_timer;
     atomic_size_t with_keys;
 };
@@ -143,14 +143,14 @@ static int parse_uri(struct issuer *is, const char *uri, struct ag_err *err)
 }
 
 /* Copies spec into is and its policy. */
-static int issuer_init(struct gw_keyring *kr, size_t i, const struct gw_issuer_spec *spec,
+static int issuer_init(struct ag_keyring *kr, size_t i, const struct ag_issuer_spec *spec,
                        struct ag_err *err)
 {
     struct issuer *is = &kr->issuers[i];
     struct ag_jwt_policy *p = &kr->policies[i];
     is->kr = kr;
     is->index = i;
-    ag_buf_init(&is->body, GW_KEYRING_MAX_JWKS_BYTES + 1);
+    ag_buf_init(&is->body, AG_KEYRING_MAX_JWKS_BYTES + 1);
     *p = (struct ag_jwt_policy){.issuer = spec->issuer,
                                 .audiences = spec->audiences,
                                 .audience_count = spec->audience_count,
@@ -176,9 +176,9 @@ static int issuer_init(struct gw_keyring *kr, size_t i, const struct gw_issuer_s
         return ag_err_set(err, AG_EINVAL, "issuer %s: give exactly one of jwks_uri and jwks_file",
                           is->name);
     is->refresh_ms =
-        spec->refresh_interval_ms ? spec->refresh_interval_ms : GW_KEYRING_DEFAULT_REFRESH_MS;
+        spec->refresh_interval_ms ? spec->refresh_interval_ms : AG_KEYRING_DEFAULT_REFRESH_MS;
     is->min_refresh_ms = spec->min_refresh_interval_ms ? spec->min_refresh_interval_ms
-                                                       : GW_KEYRING_DEFAULT_MIN_REFRESH_MS;
+                                                       : AG_KEYRING_DEFAULT_MIN_REFRESH_MS;
     if (!spec->min_refresh_interval_ms && is->min_refresh_ms > is->refresh_ms)
         is->min_refresh_ms = is->refresh_ms;
     if (is->min_refresh_ms > is->refresh_ms)
@@ -195,15 +195,15 @@ static int issuer_init(struct gw_keyring *kr, size_t i, const struct gw_issuer_s
     return parse_uri(is, spec->jwks_uri, err);
 }
 
-int gw_keyring_new(const struct gw_issuer_spec *specs, size_t count, struct gw_keyring **out,
+int ag_keyring_new(const struct ag_issuer_spec *specs, size_t count, struct ag_keyring **out,
                    struct ag_err *err)
 {
     int rc = 0;
     *out = NULL;
-    if (count == 0 || count > GW_KEYRING_MAX_ISSUERS)
+    if (count == 0 || count > AG_KEYRING_MAX_ISSUERS)
         return ag_err_set(err, AG_EINVAL, "a keyring needs 1 to %d issuers, not %zu",
-                          GW_KEYRING_MAX_ISSUERS, count);
-    struct gw_keyring *kr = calloc(1, sizeof *kr);
+                          AG_KEYRING_MAX_ISSUERS, count);
+    struct ag_keyring *kr = calloc(1, sizeof *kr);
     if (!kr)
         return ag_err_set(err, AG_ENOMEM, "out of memory");
     pthread_mutex_init(&kr->lock, NULL);
@@ -219,7 +219,7 @@ int gw_keyring_new(const struct gw_issuer_spec *specs, size_t count, struct gw_k
     }
 out:
     if (rc < 0)
-        gw_keyring_free(kr);
+        ag_keyring_free(kr);
     else
         *out = kr;
     return rc;
@@ -230,7 +230,7 @@ out:
 /* Installs set as the issuer's current one (taking the caller's reference). */
 static void install(struct issuer *is, struct ag_jwks *set)
 {
-    struct gw_keyring *kr = is->kr;
+    struct ag_keyring *kr = is->kr;
     pthread_mutex_lock(&kr->lock);
     struct ag_jwks *old = is->current;
     is->current = set;
@@ -413,18 +413,18 @@ static void refetch_posted(void *arg)
 
 static void initial_timeout_cb(struct ag_timer *t)
 {
-    struct gw_keyring *kr = AG_CONTAINER_OF(t, struct gw_keyring, initial_timer);
+    struct ag_keyring *kr = AG_CONTAINER_OF(t, struct ag_keyring, initial_timer);
     ag_loop_stop(kr->loop);
 }
 
 static void *keyring_thread(void *arg)
 {
-    struct gw_keyring *kr = arg;
+    struct ag_keyring *kr = arg;
     ag_loop_run(kr->loop);
     return NULL;
 }
 
-int gw_keyring_start(struct gw_keyring *kr, uint32_t initial_timeout_ms, struct ag_err *err)
+int ag_keyring_start(struct ag_keyring *kr, uint32_t initial_timeout_ms, struct ag_err *err)
 {
     int rc = ag_loop_new(&kr->loop, err);
     if (rc < 0)
@@ -434,7 +434,7 @@ int gw_keyring_start(struct gw_keyring *kr, uint32_t initial_timeout_ms, struct 
     cfg.max_idle_per_host = 1;
     cfg.connect_timeout_ms = FETCH_CONNECT_TIMEOUT_MS;
     cfg.response_timeout_ms = FETCH_RESPONSE_TIMEOUT_MS;
-    cfg.limits.max_body = GW_KEYRING_MAX_JWKS_BYTES;
+    cfg.limits.max_body = AG_KEYRING_MAX_JWKS_BYTES;
     rc = ag_http_client_new(kr->loop, &cfg, &kr->client, err);
     if (rc < 0)
         return rc;
@@ -472,7 +472,7 @@ int gw_keyring_start(struct gw_keyring *kr, uint32_t initial_timeout_ms, struct 
 /* ---- workers ---- */
 
 /* Asks the background thread to fetch issuer i now, unless a fetch started recently. */
-static void request_refetch(struct gw_keyring *kr, size_t i)
+static void request_refetch(struct ag_keyring *kr, size_t i)
 {
     struct issuer *is = &kr->issuers[i];
     if (!atomic_load(&kr->running))
@@ -487,10 +487,10 @@ static void request_refetch(struct gw_keyring *kr, size_t i)
     ag_loop_post(kr->loop, refetch_posted, is);
 }
 
-enum ag_jwt_status gw_keyring_verify(struct gw_keyring *kr, struct ag_str token, int64_t now_s,
+enum ag_jwt_status ag_keyring_verify(struct ag_keyring *kr, struct ag_str token, int64_t now_s,
                                      struct ag_jwt_claims *claims)
 {
-    struct ag_jwks *sets[GW_KEYRING_MAX_ISSUERS];
+    struct ag_jwks *sets[AG_KEYRING_MAX_ISSUERS];
     pthread_mutex_lock(&kr->lock);
     for (size_t i = 0; i < kr->count; i++)
         sets[i] = ag_jwks_ref(kr->issuers[i].current);
@@ -505,25 +505,25 @@ enum ag_jwt_status gw_keyring_verify(struct gw_keyring *kr, struct ag_str token,
     return st;
 }
 
-bool gw_keyring_ready(const struct gw_keyring *kr)
+bool ag_keyring_ready(const struct ag_keyring *kr)
 {
-    return atomic_load(&((struct gw_keyring *)kr)->with_keys) == kr->count;
+    return atomic_load(&((struct ag_keyring *)kr)->with_keys) == kr->count;
 }
 
-size_t gw_keyring_count(const struct gw_keyring *kr)
+size_t ag_keyring_count(const struct ag_keyring *kr)
 {
     return kr->count;
 }
 
-const char *gw_keyring_issuer(const struct gw_keyring *kr, size_t i)
+const char *ag_keyring_issuer(const struct ag_keyring *kr, size_t i)
 {
     return kr->issuers[i].name;
 }
 
-void gw_keyring_stats(struct gw_keyring *kr, size_t i, struct gw_keyring_stats *out)
+void ag_keyring_stats(struct ag_keyring *kr, size_t i, struct ag_keyring_stats *out)
 {
     struct issuer *is = &kr->issuers[i];
-    *out = (struct gw_keyring_stats){
+    *out = (struct ag_keyring_stats){
         .keys = atomic_load(&is->keys),
         .fetches_ok = atomic_load(&is->fetches_ok),
         .fetches_failed = atomic_load(&is->fetches_failed),
@@ -533,7 +533,7 @@ void gw_keyring_stats(struct gw_keyring *kr, size_t i, struct gw_keyring_stats *
     out->has_keys = out->keys > 0;
 }
 
-void gw_keyring_free(struct gw_keyring *kr)
+void ag_keyring_free(struct ag_keyring *kr)
 {
     if (!kr)
         return;
