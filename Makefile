@@ -38,8 +38,9 @@ e2e-asan: unit
 
 test: unit e2e e2e-asan
 
+# agora up: auth, hello and the gateway on http://127.0.0.1:8080, state under var/ (Ctrl-C stops).
 run: build
-	@scripts/run-dev $(BUILD)/bin
+	@AGORA_BIN=$${AGORA_BIN:-$(BUILD)/bin} $(BUILD)/bin/agora up --config config/platform.yaml
 
 bench: build
 	@bench/run
@@ -51,7 +52,7 @@ fuzz: deps
 	@FUZZ_SECONDS=$(FUZZ_SECONDS) tests/fuzz/run $(BUILD_FUZZ)/fuzz
 
 format:
-	@clang-format -i src/*/*.[ch] src/*/*/*.[ch] tests/unit/*.h tests/unit/*/*.[ch] tests/fuzz/*.c 2>/dev/null || true
+	@clang-format -i src/*/*.[ch] src/*/*/*.[ch] src/*/*/*/*.[ch] tests/unit/*.h tests/unit/*/*.[ch] tests/fuzz/*.c 2>/dev/null || true
 
 clean:
 	rm -rf $(BUILD) $(BUILD_ASAN) $(BUILD_FUZZ)

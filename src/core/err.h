@@ -10,15 +10,15 @@
  */
 enum {
     AG_OK = 0,
-    AG_EAGAIN = -1,    /* need more input / would block; try again later */
-    AG_ENOMEM = -2,    /* allocation failed */
-    AG_EINVAL = -3,    /* invalid argument or malformed input */
-    AG_ERANGE = -4,    /* a value or size is over its limit */
-    AG_ESYS = -5,      /* a system call failed; errno is in struct ag_err.sys_errno */
-    AG_ECLOSED = -6,   /* the peer or the object is closed */
-    AG_ETIMEDOUT = -7, /* a deadline passed */
-    AG_ENOTFOUND = -8, /* a named thing does not exist */
-    AG_EPROTO = -9,    /* the peer broke the protocol */
+    AG_EAGAIN = -1,     /* need more input / would block; try again later */
+    AG_ENOMEM = -2,     /* allocation failed */
+    AG_EINVAL = -3,     /* invalid argument or malformed input */
+    AG_ERANGE = -4,     /* a value or size is over its limit */
+    AG_ESYS = -5,       /* a system call failed; errno is in struct ag_err.sys_errno */
+    AG_ECLOSED = -6,    /* the peer or the object is closed */
+    AG_ETIMEDOUT = -7,  /* a deadline passed */
+    AG_ENOTFOUND = -8,  /* a named thing does not exist */
+    AG_EPROTO = -9,     /* the peer broke the protocol */
     AG_ECONFLICT = -10, /* a uniqueness or other constraint refused a change */
     AG_EUNAVAIL = -11,  /* a backend (database, broker) is down, locked or unreachable */
 };

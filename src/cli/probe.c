@@ -1,0 +1,166 @@
+/* A non-blocking HTTP readiness probe: GET a URL, succeed on status 200, for a poll loop. */
+#include "cli/probe.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <netdb.h>
+#include <poll.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "core/buf.h"
+#include "core/banned.h"
+
+void probe_init(struct probe *pr)
+{
+    memset(pr, 0, sizeof(*pr));
+    pr->fd = -1;
+}
+
+bool probe_running(const struct probe *pr)
+{
+    return pr->fd >= 0;
+}
+
+void probe_cancel(struct probe *pr)
+{
+    if (pr->fd >= 0)
+        close(pr->fd);
+    pr->fd = -1;
+    pr->sent = false;
+    pr->answer_len = 0;
+}
+
+/* Splits "http://host[:port]/path" into host, port and path (NUL-terminated copies). */
+static int url_split(const char *url, char *host, size_t host_size, char *port, size_t port_size,
+                     const char **path)
+{
+    if (strncmp(url, "http://", 7) != 0)
+        return AG_EINVAL;
+    const char *auth = url + 7;
+    const char *slash = strchr(auth, '/');
+    *path = slash ? slash : "/";
+    size_t auth_len = slash ? (size_t)(slash - auth) : strlen(auth);
+    const char *host_start = auth, *host_end, *colon;
+    if (auth_len > 0 && auth[0] == '[') {
+        const char *close = memchr(auth, ']', auth_len);
+        if (!close)
+            return AG_EINVAL;
+        host_start = auth + 1;
+        host_end = close;
+        colon = close + 1 < auth + auth_len && close[1] == ':' ? close + 1 : NULL;
+    } else {
+        colon = memchr(auth, ':', auth_len);
+        host_end = colon ? colon : auth + auth_len;
+    }
+    size_t hlen = (size_t)(host_end - host_start);
+    size_t plen = colon ? (size_t)(auth + auth_len - colon - 1) : 2;
+    if (hlen == 0 || hlen >= host_size || plen == 0 || plen >= port_size)
+        return AG_EINVAL;
+    memcpy(host, host_start, hlen);
+    host[hlen] = '\0';
+    if (colon) {
+        memcpy(port, colon + 1, plen);
+        port[plen] = '\0';
+    } else {
+        memcpy(port, "80", 3);
+    }
+    uint64_t port_num;
+    if (ag_str_to_u64(ag_str_from_cstr(port), 65535, &port_num) < 0 || port_num == 0)
+        return AG_EINVAL;
+    return 0;
+}
+
+int probe_start(struct probe *pr, const char *url, int64_t now_ms, uint32_t timeout_ms,
+                struct ag_err *err)
+{
+    char host[256], port[8];
+    const char *path;
+    struct addrinfo hints, *res = NULL;
+    int rc = 0;
+    probe_cancel(pr);
+    if (url_split(url, host, sizeof(host), port, sizeof(port), &path) < 0)
+        return ag_err_set(err, AG_EINVAL, "not an http://host:port/path URL: %s", url);
+    int n = snprintf(pr->request, sizeof(pr->request),
+                     "GET %s HTTP/1.1\r\nHost: %s:%s\r\nUser-Agent: agora-up\r\n"
+                     "Connection: close\r\n\r\n",
+                     path, host, port);
+    if (n < 0 || (size_t)n >= sizeof(pr->request))
+        return ag_err_set(err, AG_EINVAL, "URL too long: %s", url);
+    pr->request_len = (size_t)n;
+    memset(&hints, 0, sizeof(hints));
+    hints.ai_family = AF_UNSPEC;
+    hints.ai_socktype = SOCK_STREAM;
+    hints.ai_flags = AI_NUMERICSERV;
+    int gai = getaddrinfo(host, port, &hints, &res);
+    if (gai != 0 || !res)
+        return ag_err_set(err, AG_EINVAL, "cannot resolve %s: %s", host, gai_strerror(gai));
+    pr->fd = socket(res->ai_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (pr->fd < 0) {
+        rc = ag_err_sys(err, "socket");
+        goto out;
+    }
+    if (connect(pr->fd, res->ai_addr, res->ai_addrlen) != 0 && errno != EINPROGRESS) {
+        /* Refused at once (nothing listens yet): report it as a failed probe on the next step. */
+        pr->deadline_ms = now_ms;
+        pr->sent = true;
+        goto out;
+    }
+    pr->deadline_ms = now_ms + timeout_ms;
+out:
+    freeaddrinfo(res);
+    return rc;
+}
+
+short probe_events(const struct probe *pr)
+{
+    return pr->sent ? POLLIN : POLLOUT;
+}
+
+static enum probe_result finish(struct probe *pr, enum probe_result r)
+{
+    probe_cancel(pr);
+    return r;
+}
+
+enum probe_result probe_step(struct probe *pr, short revents, int64_t now_ms)
+{
+    if (pr->fd < 0)
+        return PROBE_FAILED;
+    if (!pr->sent && (revents & (POLLOUT | POLLERR | POLLHUP))) {
+        int so_error = 0;
+        socklen_t len = sizeof(so_error);
+        if (getsockopt(pr->fd, SOL_SOCKET, SO_ERROR, &so_error, &len) != 0 || so_error != 0)
+            return finish(pr, PROBE_FAILED);
+        /* A fresh socket's send buffer takes a few hundred bytes at once. */
+        ssize_t w = send(pr->fd, pr->request, pr->request_len, MSG_NOSIGNAL);
+        if (w != (ssize_t)pr->request_len)
+            return finish(pr, PROBE_FAILED);
+        pr->sent = true;
+        return PROBE_PENDING;
+    }
+    if (pr->sent && (revents & (POLLIN | POLLERR | POLLHUP))) {
+        for (;;) {
+            ssize_t r = recv(pr->fd, pr->answer + pr->answer_len,
+                             sizeof(pr->answer) - 1 - pr->answer_len, 0);
+            if (r < 0 && errno == EINTR)
+                continue;
+            if (r < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
+                break;
+            if (r <= 0)
+                return finish(pr, PROBE_FAILED);
+            pr->answer_len += (size_t)r;
+            if (pr->answer_len >= 12) {
+                pr->answer[pr->answer_len] = '\0';
+                bool ok = strncmp(pr->answer, "HTTP/1.", 7) == 0 &&
+                          memcmp(pr->answer + 8, " 200", 4) == 0;
+                return finish(pr, ok ? PROBE_OK : PROBE_FAILED);
+            }
+        }
+    }
+    if (now_ms >= pr->deadline_ms)
+        return finish(pr, PROBE_FAILED);
+    return PROBE_PENDING;
+}
