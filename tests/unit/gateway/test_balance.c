@@ -420,17 +420,25 @@ static void test_threads_smoke(void **state)
             assert_int_equal(pthread_create(&threads[t], NULL, worker_main, &workers[t]), 0);
         for (int t = 0; t < 2; t++)
             pthread_join(threads[t], NULL);
-        int total = 0;
+        int total = 0, picked = 0;
         for (int t = 0; t < 2; t++) {
             total += workers[t].misses;
-            for (int i = 0; i < 4; i++)
+            for (int i = 0; i < 4; i++) {
                 total += workers[t].picks[i];
+                picked += workers[t].picks[i];
+            }
         }
         assert_int_equal(total, 2 * THREAD_ROUNDS);
-        for (int i = 0; i < 4; i++) {
+        /*
+         * Which targets get picks depends on how the two threads' ejections and health toggles
+         * interleave (a target can stay ejected or unhealthy through a whole run: that made a
+         * per-target check fail about one run in seven); the spread itself is checked by the
+         * single-threaded tests above. Here: the counts add up, the pool served, and every
+         * begin was ended.
+         */
+        assert_true(picked > 0);
+        for (int i = 0; i < 4; i++)
             assert_int_equal(gw_target_active(pool, i), 0);
-            assert_true(workers[0].picks[i] + workers[1].picks[i] > 0);
-        }
         gw_pool_free(pool);
     }
     ag_log_set_level(AG_LOG_INFO);
