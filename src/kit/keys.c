@@ -1,4 +1,4 @@
-/* Token signing keys: an ES256 key directory with rotation, its JWK Set, and JWT minting. */
+/* Token signing keys: the ES256 key directory, its rotation and its JWK Set (see keys.h). */
 #include "kit/keys.h"
 
 #include <errno.h>
@@ -8,7 +8,6 @@
 #include <openssl/bn.h>
 #include <openssl/core_names.h>
 #include <openssl/crypto.h>
-#include <openssl/ec.h>
 #include <openssl/err.h>
 #include <openssl/evp.h>
 #include <openssl/pem.h>
@@ -24,10 +23,11 @@
 #include <unistd.h>
 
 #include "core/base64url.h"
+#include "kit/keys_internal.h"
 #include "core/banned.h"
 
 enum {
-    KID_BYTES = 16,             /* random bytes of a kid and of a jti */
+    KID_BYTES = 16,             /* random bytes of a kid */
     KID_MAX = 63,               /* longest kid accepted in state.json (fits kid[64]) */
     MAX_RETIRED = 64,           /* most retired keys state.json may list */
     MAX_FILE_BYTES = 64 * 1024, /* state.json and PEM files are far smaller */
@@ -866,160 +866,15 @@ void kit_keys_current_kid(struct kit_keys *keys, char out[64])
     pthread_mutex_unlock(&keys->lock);
 }
 
-/* A role goes into a comma-separated list downstream: no comma, space or control byte. */
-static bool role_valid(const char *role)
+int kit_keys_signing_key(struct kit_keys *keys, EVP_PKEY **pkey, char kid[64], struct ag_err *err)
 {
-    if (!role || !*role)
-        return false;
-    for (const unsigned char *p = (const unsigned char *)role; *p; p++) {
-        if (*p <= 0x20 || *p == 0x7f || *p == ',')
-            return false;
-    }
-    return true;
-}
-
-/* Appends base64url(text) to out. */
-static int append_b64(struct ag_buf *out, const void *data, size_t len)
-{
-    size_t n = ag_base64url_encoded_len(len);
-    int rc = ag_buf_reserve(out, n + 1);
-    if (rc < 0)
-        return rc;
-    ag_base64url_encode(data, len, ag_buf_tail(out));
-    ag_buf_commit(out, n);
-    return 0;
-}
-
-/* Signs input with pkey (ES256) into the 64-byte JOSE form r||s. */
-static int es256_sign(EVP_PKEY *pkey, const char *input, size_t len, unsigned char sig[64],
-                      struct ag_err *err)
-{
-    int rc = 0;
-    unsigned char der[80];
-    size_t der_len = sizeof(der);
-    const unsigned char *p = der;
-    ECDSA_SIG *es = NULL;
-    EVP_MD_CTX *md = EVP_MD_CTX_new();
-    if (!md) {
-        rc = ag_err_set(err, AG_ENOMEM, "out of memory");
-        goto out;
-    }
-    if (EVP_DigestSignInit(md, NULL, EVP_sha256(), NULL, pkey) != 1 ||
-        EVP_DigestSign(md, der, &der_len, (const unsigned char *)input, len) != 1) {
-        rc = ag_err_set(err, AG_ESYS, "the ES256 signature failed");
-        goto out;
-    }
-    es = d2i_ECDSA_SIG(NULL, &p, (long)der_len);
-    const BIGNUM *r = NULL, *s = NULL;
-    if (es)
-        ECDSA_SIG_get0(es, &r, &s);
-    if (!es || BN_bn2binpad(r, sig, 32) != 32 || BN_bn2binpad(s, sig + 32, 32) != 32) {
-        rc = ag_err_set(err, AG_ESYS, "the ES256 signature could not be converted");
-        goto out;
-    }
-out:
-    if (rc < 0)
-        ERR_clear_error();
-    ECDSA_SIG_free(es);
-    EVP_MD_CTX_free(md);
-    return rc;
-}
-
-int kit_keys_mint(struct kit_keys *keys, const struct kit_token_claims *claims, struct ag_buf *out,
-                  char jti_out[40], struct ag_err *err)
-{
-    int rc = 0;
-    char kid[64], jti[40];
-    char *header_text = NULL, *payload_text = NULL;
-    json_t *header = NULL, *payload = NULL, *roles = NULL;
-    EVP_PKEY *pkey = NULL;
-    struct ag_buf input;
-    unsigned char sig[64];
-    ag_buf_init(&input, 64 * 1024);
-    size_t out_len0 = out->len;
-
-    if (!claims || !claims->issuer || !*claims->issuer || !claims->audience || !*claims->audience ||
-        !claims->subject || !*claims->subject || claims->ttl_s == 0 ||
-        (claims->role_count > 0 && !claims->roles)) {
-        rc =
-            ag_err_set(err, AG_EINVAL, "a token needs an issuer, an audience, a subject and a ttl");
-        goto out;
-    }
-    roles = json_array();
-    if (!roles) {
-        rc = ag_err_set(err, AG_ENOMEM, "out of memory");
-        goto out;
-    }
-    for (size_t i = 0; i < claims->role_count; i++) {
-        if (!role_valid(claims->roles[i])) {
-            rc = ag_err_set(err, AG_EINVAL,
-                            "role %zu is empty or holds a comma, space or control character", i);
-            goto out;
-        }
-        if (json_array_append_new(roles, json_string(claims->roles[i])) != 0) {
-            rc = ag_err_set(err, AG_EINVAL, "role %zu is not UTF-8", i);
-            goto out;
-        }
-    }
-    if ((rc = random_b64(jti, sizeof(jti), err)) < 0)
-        goto out;
-
     pthread_mutex_lock(&keys->lock);
-    pkey = keys->state.entries[0].pkey;
-    if (pkey)
-        EVP_PKEY_up_ref(pkey);
-    memcpy(kid, keys->state.entries[0].kid, strlen(keys->state.entries[0].kid) + 1);
+    const struct key_entry *current = &keys->state.entries[0];
+    *pkey = current->pkey;
+    if (*pkey) {
+        EVP_PKEY_up_ref(*pkey);
+        memcpy(kid, current->kid, strlen(current->kid) + 1);
+    }
     pthread_mutex_unlock(&keys->lock);
-    if (!pkey) {
-        rc = ag_err_set(err, AG_EINVAL, "no signing key loaded");
-        goto out;
-    }
-
-    int64_t iat = claims->now_s ? claims->now_s : unix_now_s();
-    header = json_pack("{s:s, s:s, s:s}", "alg", "ES256", "typ", "at+jwt", "kid", kid);
-    payload =
-        json_pack("{s:s, s:s, s:s, s:O, s:I, s:I, s:s}", "iss", claims->issuer, "aud",
-                  claims->audience, "sub", claims->subject, "roles", roles, "iat", (json_int_t)iat,
-                  "exp", (json_int_t)(iat + (int64_t)claims->ttl_s), "jti", jti);
-    if (!header || !payload) {
-        rc = ag_err_set(err, AG_EINVAL, "a claim is not valid UTF-8");
-        goto out;
-    }
-    if (claims->tenant &&
-        json_object_set_new(payload, "tenant", json_string(claims->tenant)) != 0) {
-        rc = ag_err_set(err, AG_EINVAL, "the tenant is not valid UTF-8");
-        goto out;
-    }
-    header_text = json_dumps(header, JSON_COMPACT | JSON_PRESERVE_ORDER);
-    payload_text = json_dumps(payload, JSON_COMPACT | JSON_PRESERVE_ORDER);
-    if (!header_text || !payload_text) {
-        rc = ag_err_set(err, AG_ENOMEM, "out of memory");
-        goto out;
-    }
-    if ((rc = append_b64(&input, header_text, strlen(header_text))) < 0 ||
-        (rc = ag_buf_append_str(&input, AG_STR("."))) < 0 ||
-        (rc = append_b64(&input, payload_text, strlen(payload_text))) < 0) {
-        rc = ag_err_set(err, rc, "the token is too large");
-        goto out;
-    }
-    if ((rc = es256_sign(pkey, input.data + input.off, input.len, sig, err)) < 0)
-        goto out;
-    if ((rc = ag_buf_append(out, input.data + input.off, input.len)) < 0 ||
-        (rc = ag_buf_append_str(out, AG_STR("."))) < 0 ||
-        (rc = append_b64(out, sig, sizeof(sig))) < 0) {
-        out->len = out_len0;
-        rc = ag_err_set(err, rc, "the token does not fit the output buffer");
-        goto out;
-    }
-    if (jti_out)
-        memcpy(jti_out, jti, strlen(jti) + 1);
-out:
-    EVP_PKEY_free(pkey);
-    free(header_text);
-    free(payload_text);
-    json_decref(header);
-    json_decref(payload);
-    json_decref(roles);
-    ag_buf_release(&input);
-    return rc;
+    return *pkey ? 0 : ag_err_set(err, AG_EINVAL, "no signing key loaded");
 }
