@@ -1,5 +1,7 @@
 """Login, lockout, refresh rotation and the reuse attack, logout, /me, password change and reset."""
 
+import concurrent.futures
+
 import pytest
 from authclient import PREFIX, jwt_parts, strong_password, unique_email
 
@@ -74,6 +76,18 @@ def test_login_shape_422(client, body, field):
         assert field in fields, r.body
 
 
+@pytest.mark.parametrize(
+    "email",
+    ["a" + "\u00e9" * 200 + "@example.com", "\u00e9" * 300, "\u4e2d" * 100 + "@example.com"],
+    ids=["odd cut in a 2-byte char", "2-byte chars only", "3-byte chars"],
+)
+def test_login_long_unicode_email_401(client, email):
+    """An address over 254 bytes is cut to key the lockout; never inside a UTF-8 character
+    (PostgreSQL refused the text: 500)."""
+    r = client.call("POST", LOGIN, json={"email": email, "password": strong_password()}, direct=True)
+    assert r.status == 401, r
+
+
 def test_login_malformed_and_not_json(client):
     assert client.call("POST", LOGIN, raw=b'{"email":').status == 400
     r = client.call("POST", LOGIN, raw=b'{"email":"a@b.io","password":"x"}', headers={"Content-Type": "text/plain"})
@@ -131,7 +145,48 @@ def test_lockout_unknown_email(client):
     _assert_locked(client.call("POST", LOGIN, json={"email": email, "password": password}))
 
 
+def test_lockout_holds_under_concurrent_guesses(client):
+    """Guesses sent at once (more than the service has workers) try at most 5 passwords: an
+    attempt counts before its password is checked, not after."""
+    _, email, password = client.register()
+
+    def guess(_):
+        return client.call("POST", LOGIN, json={"email": email, "password": strong_password()}, direct=True)
+
+    with concurrent.futures.ThreadPoolExecutor(16) as pool:
+        replies = list(pool.map(guess, range(16)))
+    statuses = sorted(r.status for r in replies)
+    assert statuses == [401] * 5 + [429] * 11, statuses
+    _assert_locked(client.call("POST", LOGIN, json={"email": email, "password": password}))
+
+
+def test_login_disabled_user_counts_as_failure(client, admin):
+    """A disabled account's right password is refused like a wrong one and counts the same."""
+    s = client.new_user()
+    r = client.call("PATCH", f"{PREFIX}/users/{s['user']['id']}", json={"disabled": True}, token=admin["access"])
+    assert r.status == 200, r
+    for i in range(5):
+        r = client.call("POST", LOGIN, json={"email": s["email"], "password": s["password"]})
+        assert r.status == 401, f"attempt {i + 1}: {r}"
+    _assert_locked(client.call("POST", LOGIN, json={"email": s["email"], "password": s["password"]}))
+
+
 # ---- refresh ----
+
+
+def test_refresh_race_one_winner(client):
+    """One refresh token presented several times at once: exactly one new pair, and since the
+    others are reuse, the winner's token is revoked with its family."""
+    s = client.new_user()
+
+    def present(_):
+        return client.call("POST", REFRESH, json={"refresh_token": s["refresh"]}, direct=True)
+
+    with concurrent.futures.ThreadPoolExecutor(4) as pool:
+        replies = list(pool.map(present, range(4)))
+    wins = [r for r in replies if r.status == 200]
+    assert len(wins) == 1 and all(r.status == 401 for r in replies if r.status != 200), [r.status for r in replies]
+    assert _refresh(client, wins[0].body["refresh_token"]).status == 401
 
 
 def test_refresh_rotates_and_spends(client):

@@ -224,6 +224,30 @@ def test_last_admin_is_protected(client, admin):
     client.login(ADMIN_EMAIL, ADMIN_PASSWORD)
 
 
+def test_last_admin_cannot_be_disabled(client, admin):
+    """Disabling the last enabled admin would leave the tenant without one for good (the
+    bootstrap only acts when nobody holds the role): refused like deleting or demoting it."""
+    boot = admin["id"]
+    r = client.call("PATCH", f"{USERS}/{boot}", json={"disabled": True}, token=admin["access"])
+    if r.status == 200:  # put it back before failing, so the rest of the session can go on
+        client.call("PATCH", f"{USERS}/{boot}", json={"disabled": False}, token=admin["access"])
+    assert r.status == 409, r
+    assert _get(client, admin, boot).body["disabled"] is False
+    # a second admin who is disabled does not count: the first is still the last one
+    s = client.new_user()
+    second = s["user"]["id"]
+    assert client.call("POST", f"{USERS}/{second}/roles", json={"role": "admin"}, token=admin["access"]).status == 200
+    try:
+        r = client.call("PATCH", f"{USERS}/{second}", json={"disabled": True}, token=admin["access"])
+        assert r.status == 200 and r.body["disabled"] is True, r
+        assert client.call("PATCH", f"{USERS}/{boot}", json={"disabled": True}, token=admin["access"]).status == 409
+        assert client.call("DELETE", f"{USERS}/{boot}/roles/admin", token=admin["access"]).status == 409
+        assert client.call("DELETE", f"{USERS}/{boot}", token=admin["access"]).status == 409
+    finally:
+        assert client.call("DELETE", f"{USERS}/{second}", token=admin["access"]).status == 204
+    client.login(ADMIN_EMAIL, ADMIN_PASSWORD)
+
+
 @pytest.mark.parametrize("direct", [False, True], ids=["gateway", "direct"])
 def test_users_need_admin(client, customer, direct):
     uid = customer["user"]["id"]

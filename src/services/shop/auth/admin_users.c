@@ -140,8 +140,11 @@ static int user_lock(struct kit_req *req, const char *id, struct kit_db_rows **r
 }
 
 /*
- * Inside a transaction: whether user_id is the tenant's only admin. On PostgreSQL the admin
- * role's row is locked first, so two removals of two admins cannot both see "one left".
+ * Inside a transaction: whether user_id is the tenant's only enabled admin (a disabled admin
+ * cannot log in, so it does not count: disabling, deleting or demoting the last one that can
+ * would leave the tenant without an admin, and the first-start bootstrap only helps a tenant
+ * where nobody holds the role). On PostgreSQL the admin role's row is locked first, so two
+ * removals of two admins cannot both see "one left".
  */
 static int user_is_last_admin(struct kit_db *db, const char *tenant, const char *user_id,
                               bool *last, struct ag_err *err)
@@ -150,8 +153,8 @@ static int user_is_last_admin(struct kit_db *db, const char *tenant, const char 
         "SELECT id FROM roles WHERE tenant = $1 AND name = 'admin' FOR UPDATE";
     static const char sql_admins[] =
         "SELECT COUNT(*), COALESCE(SUM(CASE WHEN ur.user_id = $2 THEN 1 ELSE 0 END), 0) "
-        "FROM user_roles ur JOIN roles r ON r.id = ur.role_id "
-        "WHERE r.tenant = $1 AND r.name = 'admin'";
+        "FROM user_roles ur JOIN roles r ON r.id = ur.role_id JOIN users u ON u.id = ur.user_id "
+        "WHERE r.tenant = $1 AND r.name = 'admin' AND u.disabled = 0";
     struct kit_db_rows *rows = NULL;
     int rc = 0;
     *last = false;
@@ -211,6 +214,17 @@ int auth_user_patch(struct kit_req *req)
         goto db_fail;
     bool was_disabled = kit_db_rows_int(rows, 0, 2) != 0;
     bool disabled = json_is_boolean(disabled_v) ? json_is_true(disabled_v) : was_disabled;
+    if (disabled && !was_disabled) {
+        bool last = false;
+        rc = user_is_last_admin(db, tenant, id, &last, &err);
+        if (rc < 0)
+            goto db_fail;
+        if (last) {
+            kit_db_rollback(db);
+            rc = kit_resp_problem(req, 409, "this user is the last admin and cannot be disabled");
+            goto out;
+        }
+    }
     if (!email)
         email = kit_db_rows_text(rows, 0, 0, NULL);
     if (!name)

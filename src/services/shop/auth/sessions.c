@@ -97,62 +97,70 @@ static int session_respond(struct kit_req *req, const struct auth_ctx *ctx,
     return kit_resp_json(req, 200, body);
 }
 
-/*
- * Counts failures of the e-mail within the window. When the lock holds, *retry_s gets the
- * seconds until the failure that keeps it locked leaves the window; else 0.
- */
-static int login_locked(struct kit_db *db, const char *tenant, const char *email, int64_t *retry_s,
-                        struct ag_err *err)
-{
-    static const char sql[] = "SELECT at FROM login_failures WHERE tenant = $1 AND "
-                              "email_normalized = $2 AND at > $3 ORDER BY at";
-    struct kit_db_rows *rows = NULL;
-    int64_t now = kit_now_ms();
-    int rc = kit_db_query(db, sql,
-                          KIT_DB_PARAMS(KIT_DB_TEXT(tenant), KIT_DB_TEXT(email),
-                                        KIT_DB_INT(now - AUTH_LOCK_WINDOW_MS)),
-                          0, &rows, err);
-    *retry_s = 0;
-    if (rc >= AUTH_LOCK_FAILURES) {
-        /* Unlocked once fewer than 5 remain: when the (n-4)th oldest leaves the window. */
-        int64_t at = kit_db_rows_int(rows, (size_t)rc - AUTH_LOCK_FAILURES, 0);
-        int64_t wait_ms = at + AUTH_LOCK_WINDOW_MS - now;
-        *retry_s = wait_ms <= 0 ? 1 : (wait_ms + 999) / 1000;
-    }
-    kit_db_rows_free(rows);
-    return rc < 0 ? rc : 0;
-}
+/* One login attempt's claim on its e-mail's failure budget (see login_reserve). */
+struct login_slot {
+    int64_t at;      /* the failure row recorded for this attempt (unique for the e-mail) */
+    int64_t retry_s; /* > 0: the e-mail is locked, nothing was recorded; else 0 */
+    bool locks;      /* this attempt's failure is the one that locks the e-mail */
+};
 
-/* Records a failed login; the failure that locks the e-mail is audited. One transaction. */
-static int login_failed(struct kit_db *db, const char *tenant, const char *email,
-                        struct ag_err *err)
+/*
+ * Runs before the password is checked. In one transaction, serialised per e-mail (BEGIN
+ * IMMEDIATE on SQLite, an advisory lock on PostgreSQL): prunes the failures that left the
+ * window, counts the rest, and unless they already lock the e-mail records this attempt as a
+ * failure. A check made before the Argon2id work and a failure written after it would let
+ * concurrent guesses all pass the check: this way at most AUTH_LOCK_FAILURES passwords are
+ * tried per window, whatever the concurrency. A login that succeeds takes its row back
+ * (sql_release in auth_login). Returns 0 and *slot, or the codes of kit_db_*.
+ */
+static int login_reserve(struct kit_db *db, const char *tenant, const char *email,
+                         struct login_slot *slot, struct ag_err *err)
 {
+    static const char sql_lock[] = "SELECT pg_advisory_xact_lock(hashtext($1), hashtext($2))";
     static const char sql_prune[] =
         "DELETE FROM login_failures WHERE tenant = $1 AND email_normalized = $2 AND at <= $3";
+    static const char sql_window[] = "SELECT at FROM login_failures WHERE tenant = $1 AND "
+                                     "email_normalized = $2 ORDER BY at";
     static const char sql_insert[] =
         "INSERT INTO login_failures (tenant, email_normalized, at) VALUES ($1, $2, $3)";
-    static const char sql_count[] = "SELECT COUNT(*) FROM login_failures WHERE tenant = $1 AND "
-                                    "email_normalized = $2";
-    int64_t now = kit_now_ms(), count = 0;
+    struct kit_db_rows *rows = NULL;
+    int64_t now = kit_now_ms();
+
+    *slot = (struct login_slot){0};
     int rc = kit_db_begin(db, err);
+    if (rc >= 0 && kit_db_driver(db) == KIT_DB_POSTGRES) {
+        rc = kit_db_query(db, sql_lock, KIT_DB_PARAMS(KIT_DB_TEXT(tenant), KIT_DB_TEXT(email)), 1,
+                          &rows, err);
+        kit_db_rows_free(rows);
+        rows = NULL;
+    }
     if (rc >= 0)
         rc = kit_db_exec(db, sql_prune,
                          KIT_DB_PARAMS(KIT_DB_TEXT(tenant), KIT_DB_TEXT(email),
                                        KIT_DB_INT(now - AUTH_LOCK_WINDOW_MS)),
                          err);
     if (rc >= 0)
-        rc = kit_db_exec(db, sql_insert,
-                         KIT_DB_PARAMS(KIT_DB_TEXT(tenant), KIT_DB_TEXT(email), KIT_DB_INT(now)),
-                         err);
-    if (rc >= 0)
-        rc = auth_db_int(db, sql_count, KIT_DB_PARAMS(KIT_DB_TEXT(tenant), KIT_DB_TEXT(email)),
-                         &count, err);
-    if (rc >= 0 && count == AUTH_LOCK_FAILURES)
-        rc = auth_audit(db, tenant, NULL, "login.locked", email, NULL, err);
+        rc = kit_db_query(db, sql_window, KIT_DB_PARAMS(KIT_DB_TEXT(tenant), KIT_DB_TEXT(email)), 0,
+                          &rows, err);
+    if (rc >= AUTH_LOCK_FAILURES) {
+        /* Unlocked once fewer than 5 remain: when the (n-4)th oldest leaves the window. */
+        int64_t at = kit_db_rows_int(rows, (size_t)rc - AUTH_LOCK_FAILURES, 0);
+        int64_t wait_ms = at + AUTH_LOCK_WINDOW_MS - now;
+        slot->retry_s = wait_ms <= 0 ? 1 : (wait_ms + 999) / 1000;
+    } else if (rc >= 0) {
+        /* After the newest failure: the row (tenant, e-mail, at) is this attempt's alone. */
+        int64_t last = rc > 0 ? kit_db_rows_int(rows, (size_t)rc - 1, 0) : now - 1;
+        slot->at = now > last ? now : last + 1;
+        slot->locks = rc == AUTH_LOCK_FAILURES - 1;
+        rc = kit_db_exec(
+            db, sql_insert,
+            KIT_DB_PARAMS(KIT_DB_TEXT(tenant), KIT_DB_TEXT(email), KIT_DB_INT(slot->at)), err);
+    }
     if (rc >= 0)
         rc = kit_db_commit(db, err);
     if (rc < 0)
         kit_db_rollback(db);
+    kit_db_rows_free(rows);
     return rc < 0 ? rc : 0;
 }
 
@@ -165,16 +173,18 @@ int auth_login(struct kit_req *req)
     static const char sql_user[] = "SELECT id, password_hash, disabled FROM users "
                                    "WHERE tenant = $1 AND email_normalized = $2";
     static const char sql_rehash[] = "UPDATE users SET password_hash = $1 WHERE id = $2";
+    static const char sql_release[] = "DELETE FROM login_failures WHERE tenant = $1 AND "
+                                      "email_normalized = $2 AND at = $3";
     struct auth_ctx *ctx = auth_ctx_of(req);
     struct kit_db *db = kit_req_db(req);
     struct kit_db_rows *rows = NULL;
     struct ag_err err = {0};
     struct ag_buf access;
+    struct login_slot slot;
     const char *tenant = AUTH_DEFAULT_TENANT;
     char normalized[AUTH_EMAIL_MAX + 1], refresh[AUTH_TOKEN_LEN + 1] = "";
     char hash[crypto_pwhash_STRBYTES] = "", retry[24];
     json_t *body = NULL;
-    int64_t retry_s = 0;
     bool ok;
 
     ag_buf_init(&access, ACCESS_TOKEN_MAX);
@@ -190,15 +200,15 @@ int auth_login(struct kit_req *req)
     const char *password = json_string_value(json_object_get(body, "password"));
     auth_email_normalize(email, normalized);
 
-    rc = login_locked(db, tenant, normalized, &retry_s, &err);
+    rc = login_reserve(db, tenant, normalized, &slot, &err);
     if (rc < 0)
         goto db_fail;
-    if (retry_s > 0) {
-        snprintf(retry, sizeof retry, "%lld", (long long)retry_s);
+    if (slot.retry_s > 0) {
+        snprintf(retry, sizeof retry, "%lld", (long long)slot.retry_s);
         kit_resp_header(req, "Retry-After", retry);
         rc = kit_resp_problem(req, 429,
                               "too many failed logins for this e-mail address; retry in %lld s",
-                              (long long)retry_s);
+                              (long long)slot.retry_s);
         goto out;
     }
     rc = kit_db_query(db, sql_user, KIT_DB_PARAMS(KIT_DB_TEXT(tenant), AUTH_DB_STR(normalized)), 1,
@@ -210,29 +220,41 @@ int auth_login(struct kit_req *req)
         auth_password_verify(ctx->dummy_hash, password);
         ok = false;
     } else {
-        ok = auth_password_verify(kit_db_rows_text(rows, 0, 1, NULL), password);
+        /* A disabled account is refused like a wrong password, and its attempt counts too. */
+        ok = auth_password_verify(kit_db_rows_text(rows, 0, 1, NULL), password) &&
+             kit_db_rows_int(rows, 0, 2) == 0;
     }
     if (!ok) {
-        rc = login_failed(db, tenant, normalized, &err);
-        if (rc < 0)
-            goto db_fail;
+        /* The attempt's failure row stays; the one that locks the e-mail is audited. */
+        if (slot.locks) {
+            rc = auth_audit(db, tenant, NULL, "login.locked", normalized, NULL, &err);
+            if (rc < 0)
+                goto db_fail;
+        }
         rc = kit_resp_problem(req, 401, LOGIN_REFUSED);
         goto out;
     }
     const char *user_id = kit_db_rows_text(rows, 0, 0, NULL);
-    if (kit_db_rows_int(rows, 0, 2) != 0) {
-        rc = kit_resp_problem(req, 401, LOGIN_REFUSED);
-        goto out;
-    }
-    if (auth_password_needs_rehash(ctx, kit_db_rows_text(rows, 0, 1, NULL))) {
+    const char *stored = kit_db_rows_text(rows, 0, 1, NULL);
+    bool rehash = auth_password_needs_rehash(ctx, stored);
+    if (rehash) {
         rc = auth_password_hash(ctx, password, hash);
-        if (rc >= 0)
-            rc = kit_db_exec(db, sql_rehash, KIT_DB_PARAMS(AUTH_DB_STR(hash), KIT_DB_TEXT(user_id)),
-                             &err);
         if (rc < 0)
             goto db_fail;
     }
-    rc = session_issue(db, ctx, user_id, tenant, NULL, &access, refresh, &err);
+    /* One transaction: the attempt's failure row goes, the rehash and the session come. */
+    rc = kit_db_begin(db, &err);
+    if (rc >= 0)
+        rc = kit_db_exec(
+            db, sql_release,
+            KIT_DB_PARAMS(KIT_DB_TEXT(tenant), AUTH_DB_STR(normalized), KIT_DB_INT(slot.at)), &err);
+    if (rc >= 0 && rehash)
+        rc = kit_db_exec(db, sql_rehash, KIT_DB_PARAMS(AUTH_DB_STR(hash), KIT_DB_TEXT(user_id)),
+                         &err);
+    if (rc >= 0)
+        rc = session_issue(db, ctx, user_id, tenant, NULL, &access, refresh, &err);
+    if (rc >= 0)
+        rc = kit_db_commit(db, &err);
     if (rc < 0)
         goto db_fail;
     rc = session_respond(req, ctx, &access, refresh);

@@ -424,6 +424,10 @@ void auth_email_normalize(const char *email, char out[AUTH_EMAIL_MAX + 1])
         char c = email[i];
         out[i] = (c >= 'A' && c <= 'Z') ? (char)(c - 'A' + 'a') : c;
     }
+    /* A cut never splits a UTF-8 sequence: PostgreSQL refuses such text (login passes any). */
+    if (email[i])
+        while (i > 0 && ((unsigned char)email[i] & 0xc0) == 0x80)
+            i--;
     out[i] = '\0';
 }
 

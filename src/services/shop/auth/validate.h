@@ -24,7 +24,8 @@ const char *auth_email_problem(const char *email);
 
 /*
  * Writes the normalised form of a valid email (ASCII lowercase: A@x.io and a@x.io are one
- * account) to out, which has room for AUTH_EMAIL_MAX + 1 bytes; longer inputs are cut.
+ * account) to out, which has room for AUTH_EMAIL_MAX + 1 bytes; longer inputs are cut, at a
+ * UTF-8 character boundary (login normalises addresses that were never validated).
  */
 void auth_email_normalize(const char *email, char out[AUTH_EMAIL_MAX + 1]);
 
