@@ -271,6 +271,21 @@ static void job_run(struct kit_pool_job *pj, void *thread_data)
                             AG_F_STR("code", ag_err_name(rc)));
             }
         }
+        /*
+         * A handler that returns inside a transaction is a bug: its writes are not committed,
+         * so an answer that says they were would lie, and the open transaction would hold the
+         * connection (and SQLite's write lock) for the next request. Roll back and say 500.
+         */
+        if (w->db && kit_db_in_transaction(w->db)) {
+            kit_db_rollback(w->db);
+            ag_log_error("handler left a transaction open: rolled back",
+                         AG_F_STR("request_id", req->request_id),
+                         AG_F_STR("route", req->route->path));
+            if (req->status < 400) {
+                kit_req_unanswer(req);
+                kit_resp_problem(req, 500, "the request could not be handled");
+            }
+        }
         req->db = NULL;
     }
     pthread_mutex_lock(&io->lock);

@@ -103,6 +103,21 @@ int kit_req_init(struct kit_req *req, struct ag_str method, struct ag_str path, 
     return 0;
 }
 
+void kit_req_unanswer(struct kit_req *req)
+{
+    for (size_t i = 0; i < req->resp_field_count; i++) {
+        free(req->resp_fields[i].name);
+        free(req->resp_fields[i].value);
+    }
+    req->resp_field_count = 0;
+    free(req->resp_type);
+    free(req->resp_body);
+    req->resp_type = NULL;
+    req->resp_body = NULL;
+    req->resp_len = 0;
+    req->status = 0;
+}
+
 void kit_req_release(struct kit_req *req)
 {
     free(req->arena);

@@ -102,6 +102,12 @@ int kit_req_set_match(struct kit_req *req, const struct kit_match *m);
 bool kit_request_id_valid(struct ag_str s);
 
 /*
+ * Forgets the answer set so far (fields, type, body, status), so that another can be given:
+ * the kit replaces a handler's answer with a 500 when the handler left a transaction open.
+ */
+void kit_req_unanswer(struct kit_req *req);
+
+/*
  * Answers a problem with extra fields: errors (may be NULL; taken) becomes errors[], headers
  * (count ≤ 4) are added. As kit_resp_problem otherwise.
  */

@@ -59,11 +59,38 @@ static int h_fail(struct kit_req *req)
     return AG_EUNAVAIL;
 }
 
+/* A buggy handler: writes inside a transaction it never commits, then claims success. */
+static int h_open_tx(struct kit_req *req)
+{
+    struct kit_db *db = kit_req_db(req);
+    int rc = kit_db_begin(db, NULL);
+    if (rc >= 0)
+        rc = kit_db_exec(db, "INSERT INTO items (id, name) VALUES ($1, $2)",
+                         KIT_DB_PARAMS(KIT_DB_TEXT("open-tx"), KIT_DB_TEXT("never committed")),
+                         NULL);
+    if (rc < 0)
+        return rc;
+    return kit_resp_status(req, 204);
+}
+
+static int h_open_tx_count(struct kit_req *req)
+{
+    struct kit_db_rows *rows = NULL;
+    int rc = kit_db_query(kit_req_db(req), "SELECT COUNT(*) FROM items WHERE id = $1",
+                          KIT_DB_PARAMS(KIT_DB_TEXT("open-tx")), 1, &rows, NULL);
+    if (rc >= 0)
+        rc = kit_resp_json(req, 200, json_pack("{s:I}", "count", kit_db_rows_int(rows, 0, 0)));
+    kit_db_rows_free(rows);
+    return rc;
+}
+
 static const struct kit_route routes[] = {
     {"GET", "/items/{id}", h_item_get, KIT_PUBLIC},
     {"POST", "/items", h_item_post, KIT_PUBLIC},
     {"GET", "/private", h_private, KIT_AUTHENTICATED},
     {"GET", "/fail", h_fail, KIT_PUBLIC},
+    {"POST", "/open-tx", h_open_tx, KIT_PUBLIC},
+    {"GET", "/open-tx", h_open_tx_count, KIT_PUBLIC},
 };
 
 static const struct kit_migration migrations[] = {
@@ -87,7 +114,7 @@ static const struct kit_service service = {
     .name = "kittest",
     .summary = "a service for the kit's tests",
     .routes = routes,
-    .route_count = 4,
+    .route_count = sizeof routes / sizeof routes[0],
     .migrations = migrations,
     .migration_count = 1,
     .settings = settings,
@@ -115,6 +142,20 @@ static int teardown(void **state)
 }
 
 /* Runs kit_main in a child with argv; its stdout goes to *out_fd. Returns the pid. */
+/* The service process a test runs; killed by the teardown if the test failed before its end. */
+static pid_t running_child;
+
+static int kill_running_child(void **state)
+{
+    (void)state;
+    if (running_child > 0) {
+        kill(running_child, SIGKILL);
+        waitpid(running_child, NULL, 0);
+        running_child = 0;
+    }
+    return 0;
+}
+
 static pid_t spawn(char **argv, int argc, int *out_fd)
 {
     int p[2];
@@ -132,6 +173,7 @@ static pid_t spawn(char **argv, int argc, int *out_fd)
     }
     close(p[1]);
     *out_fd = p[0];
+    running_child = pid;
     return pid;
 }
 
@@ -139,6 +181,8 @@ static int wait_exit(pid_t pid)
 {
     int st = 0;
     assert_int_equal(waitpid(pid, &st, 0), pid);
+    if (pid == running_child)
+        running_child = 0;
     assert_true(WIFEXITED(st));
     return WEXITSTATUS(st);
 }
@@ -274,6 +318,15 @@ static void serves_and_stops(void **state)
            401, "invalid_token", NULL);
     expect(port, "GET /fail HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n", 503, NULL,
            "unavailable");
+    /* a handler that left its transaction open: rolled back, answered 500, nothing written */
+    expect(port,
+           "POST /open-tx HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
+           500, "application/problem+json", "could not be handled");
+    expect(port,
+           "POST /open-tx HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
+           500, "application/problem+json", "could not be handled");
+    expect(port, "GET /open-tx HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n", 200, NULL,
+           "{\"count\":0}");
     expect(port, "GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n", 200, "text/plain",
            "kit_requests_total{route=\"/healthz\",method=\"GET\",status=\"200\"}");
 
@@ -351,8 +404,8 @@ static void bad_settings_exit_2(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(serves_and_stops),
-        cmocka_unit_test(bad_settings_exit_2),
+        cmocka_unit_test_teardown(serves_and_stops, kill_running_child),
+        cmocka_unit_test_teardown(bad_settings_exit_2, kill_running_child),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
