@@ -18,6 +18,7 @@
 #include <unistd.h>
 
 #include "core/base64url.h"
+#include "core/jws_sign.h"
 #include "kit/kit_identity.h"
 #include "kit/kit_req.h"
 #include "../jwk_fixture.h"
@@ -145,32 +146,12 @@ static void access_without_issuers(void **state)
 /* An ES256 token signed by k with kid "k1" carrying payload (JSON text). Caller frees. */
 static char *token(EVP_PKEY *k, const char *payload)
 {
-    const char *header = "{\"alg\":\"ES256\",\"kid\":\"k1\"}";
-    char input[1024], *h, *p;
-    h = malloc(ag_base64url_encoded_len(strlen(header)) + 1);
-    p = malloc(ag_base64url_encoded_len(strlen(payload)) + 1);
-    ag_base64url_encode(header, strlen(header), h);
-    ag_base64url_encode(payload, strlen(payload), p);
-    snprintf(input, sizeof input, "%s.%s", h, p);
-    free(h);
-    free(p);
-    unsigned char der[80], raw[64];
-    size_t len = sizeof der;
-    EVP_MD_CTX *ctx = EVP_MD_CTX_new();
-    assert_int_equal(EVP_DigestSignInit_ex(ctx, NULL, "SHA256", NULL, NULL, k, NULL), 1);
-    assert_int_equal(EVP_DigestSign(ctx, der, &len, (unsigned char *)input, strlen(input)), 1);
-    EVP_MD_CTX_free(ctx);
-    const unsigned char *d = der;
-    ECDSA_SIG *sig = d2i_ECDSA_SIG(NULL, &d, (long)len);
-    BN_bn2binpad(ECDSA_SIG_get0_r(sig), raw, 32);
-    BN_bn2binpad(ECDSA_SIG_get0_s(sig), raw + 32, 32);
-    ECDSA_SIG_free(sig);
-    char sigtext[100];
-    ag_base64url_encode(raw, 64, sigtext);
-    size_t n = strlen(input) + strlen(sigtext) + 2;
-    char *t = malloc(n);
+    struct ag_buf out;
+    ag_buf_init(&out, 4096);
+    assert_int_equal(ag_jws_sign_es256(k, "k1", NULL, payload, strlen(payload), &out, NULL), 0);
+    char *t = strndup(ag_buf_str(&out).p, out.len);
+    ag_buf_release(&out);
     assert_non_null(t);
-    snprintf(t, n, "%s.%s", input, sigtext);
     return t;
 }
 
