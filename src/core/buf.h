@@ -60,6 +60,15 @@ int ag_str_to_u64(struct ag_str s, uint64_t max, uint64_t *out);
 /* Writes v in decimal at out (20 bytes of room; no NUL) and returns the number of digits. */
 size_t ag_u64_dec(uint64_t v, char out[20]);
 
+/* The value of one hexadecimal digit (either case), or -1 for any other byte. */
+static inline int ag_hex_value(unsigned char c)
+{
+    if (c >= '0' && c <= '9')
+        return c - '0';
+    c |= 0x20; /* ASCII letters to lower case; no other byte lands in 'a'..'f' */
+    return (c >= 'a' && c <= 'f') ? c - 'a' + 10 : -1;
+}
+
 /*
  * A growable byte buffer. Live bytes are data[off .. off+len); consuming from the front moves
  * off, so a reader can drop what it handled without copying. The buffer never grows past max

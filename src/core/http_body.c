@@ -60,17 +60,6 @@ bool ag_http_body_done(const struct ag_http_body_reader *r)
     return r->state == B_DONE;
 }
 
-static int hex_value(unsigned char c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F')
-        return c - 'A' + 10;
-    return -1;
-}
-
 static bool is_value_byte(unsigned char c)
 {
     return (c >= 0x20 && c != 0x7f) || c == '\t';
@@ -117,7 +106,7 @@ int ag_http_body_read(struct ag_http_body_reader *r, const char *in, size_t len,
         unsigned char c = (unsigned char)in[i];
         switch (r->state) {
         case B_SIZE: {
-            int v = hex_value(c);
+            int v = ag_hex_value((unsigned char)c);
             if (v >= 0) {
                 if (++r->digits > 16) /* 16 hex digits always fit in 64 bits */
                     return refuse(r, 400, "chunk size has more than 16 hex digits");

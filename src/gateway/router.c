@@ -104,14 +104,6 @@ static inline bool is_alnum(char c)
     return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9');
 }
 
-static inline int hex_value(char c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    c = lower(c);
-    return (c >= 'a' && c <= 'f') ? c - 'a' + 10 : -1;
-}
-
 static uint64_t edge_hash(size_t parent, const char *p, size_t n)
 {
     uint64_t h = 0xcbf29ce484222325u ^ ((uint64_t)parent * 0x9e3779b97f4a7c15u); /* FNV-1a */
@@ -168,8 +160,8 @@ int gw_path_check(struct ag_str path)
         if (c <= 0x20 || c == 0x7f || c == '\\' || c == '#')
             return AG_EINVAL;
         if (c == '%') {
-            int hi = i + 2 < path.len ? hex_value(path.p[i + 1]) : -1;
-            int lo = hi >= 0 ? hex_value(path.p[i + 2]) : -1;
+            int hi = i + 2 < path.len ? ag_hex_value((unsigned char)path.p[i + 1]) : -1;
+            int lo = hi >= 0 ? ag_hex_value((unsigned char)path.p[i + 2]) : -1;
             int v = hi * 16 + lo;
             if (lo < 0 || v == 0 || v == '/' || v == '\\')
                 return AG_EINVAL;
@@ -217,7 +209,7 @@ static const char *host_problem(const char *host, enum host_kind *kind)
         if (n < 3 || name[n - 1] != ']')
             return "an IPv6 host must be written \"[address]\", without a port";
         for (size_t i = 1; i < n - 1; i++)
-            if (hex_value(name[i]) < 0 && name[i] != ':' && name[i] != '.')
+            if (ag_hex_value((unsigned char)name[i]) < 0 && name[i] != ':' && name[i] != '.')
                 return "an IPv6 host holds only hex digits, ':' and '.'";
         return NULL;
     }
@@ -259,7 +251,8 @@ static const char *segment_parse(const char *s, size_t n, struct route_seg *seg)
         if (s[i] == '{' || s[i] == '}')
             return "'{' and '}' must enclose a whole segment (\"/{name}/\")";
         if (s[i] == '%') {
-            if (n - i < 3 || hex_value(s[i + 1]) < 0 || hex_value(s[i + 2]) < 0)
+            if (n - i < 3 || ag_hex_value((unsigned char)s[i + 1]) < 0 ||
+                ag_hex_value((unsigned char)s[i + 2]) < 0)
                 return "a '%' must start a %-escape of two hex digits";
             i += 2;
         } else if (!is_alnum(s[i]) && !(s[i] && strchr("-._~!$&'()*+,;=:@", s[i]))) {

@@ -27,17 +27,6 @@ struct kit_router {
     size_t count, cap;
 };
 
-static int hex_value(char c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F')
-        return c - 'A' + 10;
-    return -1;
-}
-
 int kit_pct_decode(struct ag_str in, bool plus_space, char *out, size_t cap)
 {
     size_t o = 0;
@@ -46,8 +35,8 @@ int kit_pct_decode(struct ag_str in, bool plus_space, char *out, size_t cap)
         if (c == '%') {
             if (i + 2 >= in.len)
                 return AG_EINVAL;
-            int h = hex_value(in.p[i + 1]);
-            int l = hex_value(in.p[i + 2]);
+            int h = ag_hex_value((unsigned char)in.p[i + 1]);
+            int l = ag_hex_value((unsigned char)in.p[i + 2]);
             if (h < 0 || l < 0)
                 return AG_EINVAL;
             c = (char)(h << 4 | l);
@@ -101,7 +90,8 @@ int kit_path_check(struct ag_str path, const char **why)
             goto out;
         }
         if (c == '%') {
-            if (i + 2 >= path.len || hex_value(path.p[i + 1]) < 0 || hex_value(path.p[i + 2]) < 0) {
+            if (i + 2 >= path.len || ag_hex_value((unsigned char)path.p[i + 1]) < 0 ||
+                ag_hex_value((unsigned char)path.p[i + 2]) < 0) {
                 reason = "the path holds a malformed %-escape";
                 goto out;
             }
