@@ -3,6 +3,7 @@
 #ifndef KIT_DB_H
 #define KIT_DB_H
 
+#include <jansson.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -92,6 +93,17 @@ const char *kit_db_rows_text(const struct kit_db_rows *rows, size_t row, size_t 
  */
 int64_t kit_db_rows_int(const struct kit_db_rows *rows, size_t row, size_t col);
 void kit_db_rows_free(struct kit_db_rows *rows); /* NULL allowed */
+/* A text column as a JSON string (a new reference; "" for NULL). */
+json_t *kit_db_rows_json_text(const struct kit_db_rows *rows, size_t row, size_t col);
+/* A column of milliseconds since the epoch as an RFC 3339 JSON string (a new reference). */
+json_t *kit_db_rows_json_time(const struct kit_db_rows *rows, size_t row, size_t col);
+
+/*
+ * Runs a query that yields one integer (COUNT(*), a flag) into *out (0 when there is no row).
+ * Returns 0 or the codes of kit_db_query.
+ */
+int kit_db_query_int(struct kit_db *db, const char *sql, const struct kit_db_value *params,
+                     size_t count, int64_t *out, struct ag_err *err);
 
 /*
  * Transactions. begin takes the write lock at once on SQLite (BEGIN IMMEDIATE, so two writers

@@ -8,6 +8,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "kit/db.h"
+#include "kit/kit.h"
 #include "core/banned.h"
 
 enum { ROWS_BUF_MAX = 1u << 30 }; /* 1 GiB of cells or bytes: far past any sane result */
@@ -170,4 +172,31 @@ int64_t kit_db_rows_int(const struct kit_db_rows *rows, size_t row, size_t col)
     if (errno != 0 || end != s + len || isspace((unsigned char)s[0]))
         return 0;
     return (int64_t)v;
+}
+
+json_t *kit_db_rows_json_text(const struct kit_db_rows *rows, size_t row, size_t col)
+{
+    size_t len = 0;
+    const char *s = kit_db_rows_text(rows, row, col, &len);
+    return json_stringn(s, len);
+}
+
+json_t *kit_db_rows_json_time(const struct kit_db_rows *rows, size_t row, size_t col)
+{
+    char ts[32];
+    kit_time_rfc3339(kit_db_rows_int(rows, row, col), ts);
+    return json_string(ts);
+}
+
+int kit_db_query_int(struct kit_db *db, const char *sql, const struct kit_db_value *params,
+                     size_t count, int64_t *out, struct ag_err *err)
+{
+    struct kit_db_rows *rows = NULL;
+    int rc = kit_db_query(db, sql, params, count, 1, &rows, err);
+    if (rc >= 0) {
+        *out = rc > 0 ? kit_db_rows_int(rows, 0, 0) : 0;
+        rc = 0;
+    }
+    kit_db_rows_free(rows);
+    return rc;
 }

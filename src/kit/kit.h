@@ -211,6 +211,13 @@ size_t kit_req_fields(struct kit_req *req, const json_t *obj, const struct kit_f
 void kit_req_invalid(struct kit_req *req, const char *field, const char *message);
 size_t kit_req_invalid_count(const struct kit_req *req);
 
+/*
+ * For a handler whose database call failed with rc: rolls back an open transaction on the
+ * request's connection, logs err's message with the request id, and returns rc, so the kit
+ * answers 500 (503 for AG_EUNAVAIL). `return kit_req_db_fail(req, rc, &err);`
+ */
+int kit_req_db_fail(struct kit_req *req, int rc, const struct ag_err *err);
+
 /* ---- identity (verified by the kit against the configured issuers, see docs/kit.md) ---- */
 
 /* The verified token's claims, or NULL for an anonymous request on a public route. */

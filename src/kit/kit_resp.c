@@ -5,6 +5,8 @@
 #include <string.h>
 
 #include "core/json.h"
+#include "core/log.h"
+#include "kit/db.h"
 #include "kit/kit_req.h"
 #include "core/banned.h"
 
@@ -214,4 +216,15 @@ int kit_resp_page(struct kit_req *req, json_t *items, const struct kit_page *pag
     if (!obj)
         return answer_500(req, "out of memory");
     return kit_resp_json(req, 200, obj);
+}
+
+int kit_req_db_fail(struct kit_req *req, int rc, const struct ag_err *err)
+{
+    struct kit_db *db = kit_req_db(req);
+
+    if (kit_db_in_transaction(db))
+        kit_db_rollback(db);
+    ag_log_error("database call failed", AG_F_STR("request_id", kit_req_id(req)),
+                 AG_F_STR("code", ag_err_name(rc)), AG_F_STR("error", err ? err->msg : ""));
+    return rc;
 }

@@ -21,7 +21,7 @@ static int user_respond(struct kit_req *req, const char *id)
     json_t *user = NULL;
     int rc = auth_user_load(kit_req_db(req), kit_req_tenant(req), id, false, &user, &err);
     if (rc < 0)
-        return auth_db_fail(req, rc, &err);
+        return kit_req_db_fail(req, rc, &err);
     if (!user)
         return kit_resp_problem(req, 404, "no such user");
     return kit_resp_json(req, 200, user);
@@ -77,15 +77,15 @@ int auth_users_list(struct kit_req *req)
     if (rc < 0)
         goto out;
     struct ag_str p = ag_buf_str(&pattern);
-    rc = auth_db_int(db, sql_count, KIT_DB_PARAMS(KIT_DB_TEXT(tenant), KIT_DB_TEXTN(p.p, p.len)),
-                     &total, &err);
+    rc = kit_db_query_int(
+        db, sql_count, KIT_DB_PARAMS(KIT_DB_TEXT(tenant), KIT_DB_TEXTN(p.p, p.len)), &total, &err);
     if (rc >= 0)
         rc = kit_db_query(db, sql_page,
                           KIT_DB_PARAMS(KIT_DB_TEXT(tenant), KIT_DB_TEXTN(p.p, p.len),
                                         KIT_DB_INT(page.per_page), KIT_DB_INT(page.offset)),
                           0, &rows, &err);
     if (rc < 0) {
-        rc = auth_db_fail(req, rc, &err);
+        rc = kit_req_db_fail(req, rc, &err);
         goto out;
     }
     items = auth_users_from_rows(rows);
@@ -255,7 +255,7 @@ int auth_user_patch(struct kit_req *req)
     rc = user_respond(req, id);
     goto out;
 db_fail:
-    rc = auth_db_fail(req, rc, &err);
+    rc = kit_req_db_fail(req, rc, &err);
 out:
     kit_db_rows_free(rows);
     return rc;
@@ -285,7 +285,7 @@ int auth_user_delete(struct kit_req *req)
     if (rc >= 0)
         rc = user_is_last_admin(db, tenant, id, &last, &err);
     if (rc < 0)
-        return auth_db_fail(req, rc, &err);
+        return kit_req_db_fail(req, rc, &err);
     if (last) {
         kit_db_rollback(db);
         return kit_resp_problem(req, 409, "this user is the last admin and cannot be deleted");
@@ -297,7 +297,7 @@ int auth_user_delete(struct kit_req *req)
     if (rc >= 0)
         rc = kit_db_commit(db, &err);
     if (rc < 0)
-        return auth_db_fail(req, rc, &err);
+        return kit_req_db_fail(req, rc, &err);
     return kit_resp_status(req, 204);
 }
 
@@ -368,7 +368,7 @@ int auth_user_role_add(struct kit_req *req)
     rc = user_respond(req, id);
     goto out;
 db_fail:
-    rc = auth_db_fail(req, rc, &err);
+    rc = kit_req_db_fail(req, rc, &err);
 out:
     kit_db_rows_free(rows);
     kit_db_rows_free(role_rows);
@@ -426,7 +426,7 @@ int auth_user_role_remove(struct kit_req *req)
     rc = user_respond(req, id);
     goto out;
 db_fail:
-    rc = auth_db_fail(req, rc, &err);
+    rc = kit_req_db_fail(req, rc, &err);
 out:
     kit_db_rows_free(rows);
     kit_db_rows_free(held);

@@ -118,8 +118,8 @@ int auth_bootstrap(struct kit_app *app, const struct auth_ctx *ctx, struct ag_er
     if (rc >= 0)
         rc = roles_ensure(db, err);
     if (rc >= 0)
-        rc = auth_db_int(db, sql_admins, KIT_DB_PARAMS(KIT_DB_TEXT(AUTH_DEFAULT_TENANT)), &admins,
-                         err);
+        rc = kit_db_query_int(db, sql_admins, KIT_DB_PARAMS(KIT_DB_TEXT(AUTH_DEFAULT_TENANT)),
+                              &admins, err);
     if (rc < 0 || admins > 0)
         goto out;
     if ((!email || !*email) && ctx->dev)

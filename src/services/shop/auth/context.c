@@ -78,44 +78,6 @@ struct auth_ctx *auth_ctx_of(struct kit_req *req)
     return kit_app_data(kit_req_app(req));
 }
 
-int auth_db_fail(struct kit_req *req, int rc, const struct ag_err *err)
-{
-    struct kit_db *db = kit_req_db(req);
-    if (kit_db_in_transaction(db))
-        kit_db_rollback(db);
-    ag_log_error("database call failed", AG_F_STR("request_id", kit_req_id(req)),
-                 AG_F_STR("code", ag_err_name(rc)), AG_F_STR("error", err ? err->msg : ""));
-    return rc;
-}
-
-int auth_db_int(struct kit_db *db, const char *sql, const struct kit_db_value *params, size_t count,
-                int64_t *out, struct ag_err *err)
-{
-    struct kit_db_rows *rows = NULL;
-    int rc = kit_db_query(db, sql, params, count, 1, &rows, err);
-    if (rc < 0)
-        goto out;
-    *out = rc > 0 ? kit_db_rows_int(rows, 0, 0) : 0;
-    rc = 0;
-out:
-    kit_db_rows_free(rows);
-    return rc;
-}
-
-json_t *auth_rows_json_text(const struct kit_db_rows *rows, size_t row, size_t col)
-{
-    size_t len = 0;
-    const char *s = kit_db_rows_text(rows, row, col, &len);
-    return json_stringn(s, len);
-}
-
-json_t *auth_rows_json_time(const struct kit_db_rows *rows, size_t row, size_t col)
-{
-    char ts[32];
-    kit_time_rfc3339(kit_db_rows_int(rows, row, col), ts);
-    return json_string(ts);
-}
-
 int auth_resp_unauthorized(struct kit_req *req, const char *detail)
 {
     kit_resp_header(req, "WWW-Authenticate", "Bearer error=\"invalid_token\"");

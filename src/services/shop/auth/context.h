@@ -48,29 +48,11 @@ void auth_ctx_free(struct auth_ctx *ctx);
 /* The context of the running service, from a request. */
 struct auth_ctx *auth_ctx_of(struct kit_req *req);
 
-/*
- * For a handler whose database call failed with rc: logs err's message (with the request id)
- * and returns rc, so the kit answers 500 (503 for AG_EUNAVAIL). Rolls back an open transaction.
- */
-int auth_db_fail(struct kit_req *req, int rc, const struct ag_err *err);
-
-/*
- * Runs a query that yields one integer (COUNT(*), a flag) into *out (0 when there is no row).
- * Returns 0 or the codes of kit_db_query.
- */
-int auth_db_int(struct kit_db *db, const char *sql, const struct kit_db_value *params, size_t count,
-                int64_t *out, struct ag_err *err);
-
 /* A 401 problem with WWW-Authenticate: Bearer error="invalid_token" (a token-bearing call). */
 int auth_resp_unauthorized(struct kit_req *req, const char *detail);
 
 /* Overwrites the bytes of obj's string member key (a password the request carried); no-op
  * when it is absent or not a string. */
 void auth_wipe_member(json_t *obj, const char *key);
-
-/* The JSON string of a row's text column (a new reference). */
-json_t *auth_rows_json_text(const struct kit_db_rows *rows, size_t row, size_t col);
-/* The JSON string of a row's ms-since-epoch column as RFC 3339 (a new reference). */
-json_t *auth_rows_json_time(const struct kit_db_rows *rows, size_t row, size_t col);
 
 #endif

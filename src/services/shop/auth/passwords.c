@@ -112,7 +112,7 @@ int auth_password_change(struct kit_req *req)
     rc = kit_resp_status(req, 204);
     goto out;
 db_fail:
-    rc = auth_db_fail(req, rc, &err);
+    rc = kit_req_db_fail(req, rc, &err);
 out:
     kit_db_rows_free(rows);
     sodium_memzero(hash, sizeof hash);
@@ -173,7 +173,7 @@ int auth_password_reset(struct kit_req *req)
     rc = kit_resp_status(req, 202);
     goto out;
 db_fail:
-    rc = auth_db_fail(req, rc, &err);
+    rc = kit_req_db_fail(req, rc, &err);
 out:
     sodium_memzero(token, sizeof token);
     kit_db_rows_free(rows);
@@ -256,7 +256,7 @@ int auth_password_reset_confirm(struct kit_req *req)
     rc = kit_resp_status(req, 204);
     goto out;
 db_fail:
-    rc = auth_db_fail(req, rc, &err);
+    rc = kit_req_db_fail(req, rc, &err);
 out:
     kit_db_rows_free(rows);
     sodium_memzero(hash, sizeof hash);

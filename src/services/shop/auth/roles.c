@@ -24,18 +24,18 @@ static json_t *roles_from_rows(const struct kit_db_rows *rows)
         const char *id = kit_db_rows_text(rows, r, COL_ID, NULL);
         if (!last_id || strcmp(id, last_id) != 0) {
             role = json_pack("{s:o, s:o, s:o, s:[], s:b, s:o}", "id",
-                             auth_rows_json_text(rows, r, COL_ID), "name",
-                             auth_rows_json_text(rows, r, COL_NAME), "description",
-                             auth_rows_json_text(rows, r, COL_DESCRIPTION), "permissions",
+                             kit_db_rows_json_text(rows, r, COL_ID), "name",
+                             kit_db_rows_json_text(rows, r, COL_NAME), "description",
+                             kit_db_rows_json_text(rows, r, COL_DESCRIPTION), "permissions",
                              "builtin", kit_db_rows_int(rows, r, COL_BUILTIN) != 0, "created_at",
-                             auth_rows_json_time(rows, r, COL_CREATED));
+                             kit_db_rows_json_time(rows, r, COL_CREATED));
             if (!role || json_array_append_new(items, role) < 0)
                 goto fail;
             last_id = id;
         }
         if (!kit_db_rows_null(rows, r, COL_PERMISSION) &&
             json_array_append_new(json_object_get(role, "permissions"),
-                                  auth_rows_json_text(rows, r, COL_PERMISSION)) < 0)
+                                  kit_db_rows_json_text(rows, r, COL_PERMISSION)) < 0)
             goto fail;
     }
     return items;
@@ -78,7 +78,7 @@ static int role_respond(struct kit_req *req, const char *id, int status)
     char location[80];
     int rc = role_load(kit_req_db(req), kit_req_tenant(req), id, &role, &err);
     if (rc < 0)
-        return auth_db_fail(req, rc, &err);
+        return kit_req_db_fail(req, rc, &err);
     if (!role)
         return kit_resp_problem(req, 404, "no such role");
     if (status != 201)
@@ -172,14 +172,14 @@ int auth_roles_list(struct kit_req *req)
     int rc = kit_req_page(req, &page);
     if (rc < 0)
         return rc;
-    rc = auth_db_int(db, sql_count, KIT_DB_PARAMS(KIT_DB_TEXT(tenant)), &total, &err);
+    rc = kit_db_query_int(db, sql_count, KIT_DB_PARAMS(KIT_DB_TEXT(tenant)), &total, &err);
     if (rc >= 0)
         rc = kit_db_query(
             db, sql_page,
             KIT_DB_PARAMS(KIT_DB_TEXT(tenant), KIT_DB_INT(page.per_page), KIT_DB_INT(page.offset)),
             0, &rows, &err);
     if (rc < 0)
-        return auth_db_fail(req, rc, &err);
+        return kit_req_db_fail(req, rc, &err);
     items = roles_from_rows(rows);
     kit_db_rows_free(rows);
     if (!items)
@@ -220,7 +220,7 @@ int auth_role_create(struct kit_req *req)
     if (rc >= 0)
         rc = kit_db_commit(db, &err);
     if (rc < 0)
-        return auth_db_fail(req, rc, &err);
+        return kit_req_db_fail(req, rc, &err);
     return role_respond(req, id, 201);
 }
 
@@ -287,7 +287,7 @@ int auth_role_update(struct kit_req *req)
     if (rc == 0)
         return AG_EINVAL; /* answered 404 */
     if (rc < 0)
-        return auth_db_fail(req, rc, &err);
+        return kit_req_db_fail(req, rc, &err);
     if (builtin && strcmp(old_name, name) != 0) {
         kit_db_rollback(db);
         return kit_resp_problem(req, 409, "the builtin role \"%s\" cannot be renamed", old_name);
@@ -310,7 +310,7 @@ int auth_role_update(struct kit_req *req)
     if (rc >= 0)
         rc = kit_db_commit(db, &err);
     if (rc < 0)
-        return auth_db_fail(req, rc, &err);
+        return kit_req_db_fail(req, rc, &err);
     return role_respond(req, id, 200);
 }
 
@@ -332,7 +332,7 @@ int auth_role_delete(struct kit_req *req)
     if (rc == 0)
         return AG_EINVAL;
     if (rc < 0)
-        return auth_db_fail(req, rc, &err);
+        return kit_req_db_fail(req, rc, &err);
     if (builtin) {
         kit_db_rollback(db);
         return kit_resp_problem(req, 409, "the builtin role \"%s\" cannot be deleted", name);
@@ -348,7 +348,7 @@ int auth_role_delete(struct kit_req *req)
     if (rc >= 0)
         rc = kit_db_commit(db, &err);
     if (rc < 0)
-        return auth_db_fail(req, rc, &err);
+        return kit_req_db_fail(req, rc, &err);
     return kit_resp_status(req, 204);
 }
 
@@ -379,7 +379,7 @@ int auth_role_add_permissions(struct kit_req *req)
     if (rc == 0)
         return AG_EINVAL;
     if (rc < 0)
-        return auth_db_fail(req, rc, &err);
+        return kit_req_db_fail(req, rc, &err);
     rc = permissions_add(db, id, body, &err);
     if (rc >= 0)
         rc = kit_db_exec(db, sql_touch, KIT_DB_PARAMS(KIT_DB_INT(kit_now_ms()), KIT_DB_TEXT(id)),
@@ -390,6 +390,6 @@ int auth_role_add_permissions(struct kit_req *req)
     if (rc >= 0)
         rc = kit_db_commit(db, &err);
     if (rc < 0)
-        return auth_db_fail(req, rc, &err);
+        return kit_req_db_fail(req, rc, &err);
     return role_respond(req, id, 200);
 }

@@ -260,7 +260,7 @@ int auth_login(struct kit_req *req)
     rc = session_respond(req, ctx, &access, refresh);
     goto out;
 db_fail:
-    rc = auth_db_fail(req, rc, &err);
+    rc = kit_req_db_fail(req, rc, &err);
 out:
     auth_wipe_member(body, "password");
     sodium_memzero(hash, sizeof hash);
@@ -350,7 +350,7 @@ int auth_refresh(struct kit_req *req)
     rc = session_respond(req, ctx, &access, refresh);
     goto out;
 db_fail:
-    rc = auth_db_fail(req, rc, &err);
+    rc = kit_req_db_fail(req, rc, &err);
 out:
     sodium_memzero(refresh, sizeof refresh);
     kit_db_rows_free(rows);
@@ -381,6 +381,6 @@ int auth_logout(struct kit_req *req)
     rc = kit_db_exec(kit_req_db(req), sql,
                      KIT_DB_PARAMS(KIT_DB_INT(kit_now_ms()), AUTH_DB_STR(hash)), &err);
     if (rc < 0)
-        return auth_db_fail(req, rc, &err);
+        return kit_req_db_fail(req, rc, &err);
     return kit_resp_status(req, 204);
 }

@@ -15,12 +15,13 @@ enum { COL_ID, COL_EMAIL, COL_NAME, COL_DISABLED, COL_CREATED, COL_UPDATED, COL_
 
 static json_t *user_object(const struct kit_db_rows *rows, size_t r)
 {
-    return json_pack(
-        "{s:o, s:o, s:o, s:[], s:b, s:o, s:o}", "id", auth_rows_json_text(rows, r, COL_ID), "email",
-        auth_rows_json_text(rows, r, COL_EMAIL), "name", auth_rows_json_text(rows, r, COL_NAME),
-        "roles", "disabled", kit_db_rows_int(rows, r, COL_DISABLED) != 0, "created_at",
-        auth_rows_json_time(rows, r, COL_CREATED), "updated_at",
-        auth_rows_json_time(rows, r, COL_UPDATED));
+    return json_pack("{s:o, s:o, s:o, s:[], s:b, s:o, s:o}", "id",
+                     kit_db_rows_json_text(rows, r, COL_ID), "email",
+                     kit_db_rows_json_text(rows, r, COL_EMAIL), "name",
+                     kit_db_rows_json_text(rows, r, COL_NAME), "roles", "disabled",
+                     kit_db_rows_int(rows, r, COL_DISABLED) != 0, "created_at",
+                     kit_db_rows_json_time(rows, r, COL_CREATED), "updated_at",
+                     kit_db_rows_json_time(rows, r, COL_UPDATED));
 }
 
 /* Appends row r's role to user unless it is NULL or the one appended last (rows are sorted). */
@@ -179,10 +180,10 @@ int auth_register(struct kit_req *req)
         return kit_resp_invalid(req);
 
     auth_email_normalize(email, normalized);
-    rc = auth_db_int(db, sql_taken, KIT_DB_PARAMS(KIT_DB_TEXT(tenant), AUTH_DB_STR(normalized)),
-                     &taken, &err);
+    rc = kit_db_query_int(
+        db, sql_taken, KIT_DB_PARAMS(KIT_DB_TEXT(tenant), AUTH_DB_STR(normalized)), &taken, &err);
     if (rc < 0)
-        return auth_db_fail(req, rc, &err);
+        return kit_req_db_fail(req, rc, &err);
     if (taken)
         return kit_resp_problem(req, 409, "an account with this e-mail address already exists");
 
@@ -223,7 +224,7 @@ int auth_register(struct kit_req *req)
     rc = kit_resp_created(req, location, user);
     goto out;
 db_fail:
-    rc = auth_db_fail(req, rc, &err);
+    rc = kit_req_db_fail(req, rc, &err);
 out:
     sodium_memzero(hash, sizeof hash);
     return rc;
@@ -241,7 +242,7 @@ int auth_me(struct kit_req *req)
         return kit_resp_problem(req, 401, "the token's subject is not a user of this service");
     rc = auth_user_load(kit_req_db(req), tenant, subject, true, &user, &err);
     if (rc < 0)
-        return auth_db_fail(req, rc, &err);
+        return kit_req_db_fail(req, rc, &err);
     if (!user || json_is_true(json_object_get(user, "disabled"))) {
         json_decref(user);
         return kit_resp_problem(req, 401, "the token's user does not exist or is disabled");
