@@ -46,6 +46,12 @@ struct kit_bus_sub_config {
     const char *const *patterns; /* topic patterns, as in struct kit_subscription */
     size_t pattern_count;
     unsigned prefetch; /* amqp basic.qos; local: the largest batch read (≥ 1) */
+    /*
+     * Ephemeral subscribers only (group NULL): start at the beginning of what the bus still
+     * holds instead of its end (agora events tail --from-start). local: seq 0; amqp: ignored
+     * (a new queue only sees what is published after it exists).
+     */
+    bool from_start;
 };
 
 struct kit_bus_pub;

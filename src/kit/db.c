@@ -28,6 +28,7 @@
 
 #include "core/buf.h"
 #include "core/metrics.h"
+#include "kit/bus.h"
 #include "kit/db_postgres.h"
 #include "kit/db_sqlite.h"
 
@@ -43,6 +44,14 @@ struct kit_db {
     struct kit_db_sqlite *sqlite; /* KIT_DB_SQLITE */
     struct kit_db_pg *pg;         /* KIT_DB_POSTGRES */
     char *redacted;               /* the URL with its password replaced by "***" */
+
+    /* The event context (kit/bus.h): what kit_event_emit puts into envelopes. */
+    char *event_tenant;                 /* NULL: "default" */
+    char *event_traceparent;            /* NULL: none */
+    char *event_source;                 /* "agora/<service>"; NULL: "agora" */
+    bool event_pending;                 /* an event was emitted in the open transaction */
+    void (*on_event_commit)(void *ctx); /* wakes the relay after such a commit */
+    void *on_event_commit_ctx;
 };
 
 /* kit_db_query_seconds{driver,kind}: looked up once, observed on every call. */
@@ -269,6 +278,9 @@ void kit_db_close(struct kit_db *db)
     kit_db_sqlite_close(db->sqlite);
     kit_db_pg_close(db->pg);
     free(db->redacted);
+    free(db->event_tenant);
+    free(db->event_traceparent);
+    free(db->event_source);
     free(db);
 }
 
@@ -359,6 +371,7 @@ int kit_db_begin(struct kit_db *db, struct ag_err *err)
         return ag_err_set(err, AG_EINVAL, "no database connection");
     if (kit_db_in_transaction(db))
         return ag_err_set(err, AG_EINVAL, "a transaction is already open (no nesting)");
+    db->event_pending = false;
     double started = now_seconds();
     if (db->driver == KIT_DB_SQLITE)
         rc = kit_db_sqlite_run(db->sqlite, "BEGIN IMMEDIATE", NULL, 0, 0, NULL, err);
@@ -384,6 +397,10 @@ int kit_db_commit(struct kit_db *db, struct ag_err *err)
         rc = kit_db_pg_commit(db->pg, err);
     }
     observe(db, KIND_COMMIT, started);
+    /* The outbox got rows that are now visible: tell the relay instead of letting it poll. */
+    if (rc >= 0 && db->event_pending && db->on_event_commit)
+        db->on_event_commit(db->on_event_commit_ctx);
+    db->event_pending = false;
     return rc < 0 ? rc : 0;
 }
 
@@ -392,6 +409,7 @@ int kit_db_rollback(struct kit_db *db)
     int rc = 0;
     if (!db || !kit_db_in_transaction(db))
         return 0;
+    db->event_pending = false;
     double started = now_seconds();
     if (db->driver == KIT_DB_SQLITE)
         rc = kit_db_sqlite_run(db->sqlite, "ROLLBACK", NULL, 0, 0, NULL, NULL);
@@ -415,4 +433,54 @@ bool kit_db_ping(struct kit_db *db)
         kit_db_rows_free(rows);
     }
     return rc == 1;
+}
+
+/* ---- the event context (kit/bus.h) ---- */
+
+/* Replaces *slot with a copy of value ("" clears it). Returns 0 or AG_ENOMEM (*slot kept). */
+static int replace_text(char **slot, const char *value)
+{
+    char *copy = NULL;
+    if (*value && !(copy = strdup(value)))
+        return AG_ENOMEM;
+    free(*slot);
+    *slot = copy;
+    return 0;
+}
+
+int kit_db_event_context(struct kit_db *db, const char *tenant, const char *traceparent)
+{
+    if (!db || (tenant && !*tenant))
+        return AG_EINVAL;
+    int rc = 0;
+    if (tenant)
+        rc = replace_text(&db->event_tenant, tenant);
+    if (rc == 0 && traceparent)
+        rc = replace_text(&db->event_traceparent, traceparent);
+    return rc;
+}
+
+int kit_db_event_source(struct kit_db *db, const char *source)
+{
+    if (!db || !source || !*source)
+        return AG_EINVAL;
+    return replace_text(&db->event_source, source);
+}
+
+void kit_db_event_context_get(const struct kit_db *db, struct kit_db_event_ctx *out)
+{
+    out->tenant = db->event_tenant ? db->event_tenant : "default";
+    out->traceparent = db->event_traceparent ? db->event_traceparent : "";
+    out->source = db->event_source ? db->event_source : "agora";
+}
+
+void kit_db_event_mark(struct kit_db *db)
+{
+    db->event_pending = true;
+}
+
+void kit_db_on_event_commit(struct kit_db *db, void (*fn)(void *ctx), void *ctx)
+{
+    db->on_event_commit = fn;
+    db->on_event_commit_ctx = ctx;
 }

@@ -140,4 +140,25 @@ bool kit_db_migrated(struct kit_db *db, const struct kit_migration *migrations, 
  */
 int kit_db_exec_script(struct kit_db *db, const char *sql, struct ag_err *err);
 
+/*
+ * ---- the event context, kept on the connection for the bus (kit-internal; see kit/bus.h) ----
+ * kit_db_event_context (declared in kit/bus.h) sets the tenant and traceparent.
+ */
+struct kit_db_event_ctx {
+    const char *tenant;      /* "default" when never set */
+    const char *traceparent; /* "" when none */
+    const char *source;      /* "agora/<service>"; "agora" when never set */
+};
+/* Sets the source of the events emitted on db ("agora/auth"; copied). 0, AG_EINVAL, AG_ENOMEM. */
+int kit_db_event_source(struct kit_db *db, const char *source);
+/* The context now; the strings live until the next change of it. */
+void kit_db_event_context_get(const struct kit_db *db, struct kit_db_event_ctx *out);
+/* Marks the open transaction as having emitted an event (kit_event_emit). */
+void kit_db_event_mark(struct kit_db *db);
+/*
+ * Registers fn, called (on the committing thread, so it must be cheap and not block) after a
+ * commit of a transaction that emitted events: the bus wakes its relay. NULL fn unregisters.
+ */
+void kit_db_on_event_commit(struct kit_db *db, void (*fn)(void *ctx), void *ctx);
+
 #endif

@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "core/buf.h"
 #include "kit/db_rows.h"
@@ -429,6 +430,8 @@ static int read_rows(struct kit_db_pg *db, PGresult *res, size_t max_rows, struc
     return nrows;
 }
 
+static int pg_simple(struct kit_db_pg *db, const char *sql, const char *what, struct ag_err *err);
+
 int kit_db_pg_run(struct kit_db_pg *db, const char *sql, const struct kit_db_value *params,
                   size_t count, size_t max_rows, struct kit_db_rows **rows, struct ag_err *err)
 {
@@ -440,10 +443,14 @@ int kit_db_pg_run(struct kit_db_pg *db, const char *sql, const struct kit_db_val
     if ((rc = pg_ready(db, err)) < 0)
         return rc;
     bool tx_before = tx_open_now(db);
-    if (PQtransactionStatus(db->conn) == PQTRANS_INERROR)
+    if (PQtransactionStatus(db->conn) == PQTRANS_INERROR) {
+        /* After a failed statement PostgreSQL accepts only a rollback: to a savepoint too. */
+        if (count == 0 && strncasecmp(sql, "ROLLBACK TO SAVEPOINT ", 22) == 0)
+            return pg_simple(db, sql, "ROLLBACK TO SAVEPOINT", err);
         return ag_err_set(err, AG_EINVAL,
                           "postgres: a statement failed earlier in this transaction; roll it "
                           "back");
+    }
     if ((rc = params_text(db, params, count, err)) < 0)
         return rc;
     if ((rc = stmt_get(db, sql, tx_before, &stmt, err)) < 0)

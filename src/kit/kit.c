@@ -13,6 +13,7 @@
 #include "core/log.h"
 #include "core/loop.h"
 #include "core/metrics.h"
+#include "kit/bus_internal.h"
 #include "kit/db.h"
 #include "kit/kit.h"
 #include "kit/kit_config.h"
@@ -39,6 +40,7 @@ struct kit_app {
     struct ag_metric *requests_total;
     struct ag_metric *request_duration;
     struct ag_series *jobs_queued;
+    struct kit_bus *bus; /* the outbox relay and the consumer (kit/bus_internal.h) */
 };
 
 /* One I/O loop's side of the handoff: finished jobs wait here for the loop to write them. */
@@ -119,6 +121,10 @@ static int builtin_healthz(struct kit_req *req)
     return kit_resp_json(req, 200, json_pack("{s:s}", "status", "ok"));
 }
 
+/*
+ * Ready when the database is: the bus is reported but does not decide, because the outbox
+ * absorbs a broker outage (writes still commit; the relay publishes them once it is back).
+ */
 static int builtin_readyz(struct kit_req *req)
 {
     const struct kit_service *svc = req->app->svc;
@@ -126,7 +132,8 @@ static int builtin_readyz(struct kit_req *req)
         return kit_resp_problem(req, 503, "the database is not reachable");
     if (!kit_db_migrated(req->db, svc->migrations, svc->migration_count))
         return kit_resp_problem(req, 503, "the database migrations are not all applied");
-    return kit_resp_json(req, 200, json_pack("{s:s}", "status", "ready"));
+    const char *bus = kit_bus_reachable(req->app->bus) ? "reachable" : "unreachable";
+    return kit_resp_json(req, 200, json_pack("{s:s, s:s}", "status", "ready", "bus", bus));
 }
 
 static int builtin_metrics(struct kit_req *req)
@@ -145,6 +152,8 @@ static const struct kit_route builtin_routes[] = {
     {"GET", "/healthz", builtin_healthz, KIT_PUBLIC},
     {"GET", "/readyz", builtin_readyz, KIT_PUBLIC},
     {"GET", "/metrics", builtin_metrics, KIT_PUBLIC},
+    {"GET", "/_kit/events/dead", kit_bus_route_dead, KIT_ROLE("admin")},
+    {"POST", "/_kit/events/replay", kit_bus_route_replay, KIT_ROLE("admin")},
 };
 
 /* ---- jobs on the loop ---- */
@@ -246,6 +255,22 @@ static void io_deliver(void *arg)
 
 /* ---- jobs on a handler thread ---- */
 
+/*
+ * The event context of the request's connection: events its handler emits carry the request's
+ * tenant and its W3C traceparent (a new trace when the client sent none, or a malformed one).
+ */
+static void job_event_context(struct kit_req *req)
+{
+    char fresh[KIT_BUS_TRACEPARENT_LEN + 1];
+    const char *trace = kit_req_header(req, "traceparent");
+    if (!kit_traceparent_valid(trace)) {
+        kit_traceparent_new(fresh);
+        trace = fresh;
+    }
+    if (kit_db_event_context(req->db, kit_req_tenant(req), trace) < 0)
+        ag_log_warn("the event context could not be set", AG_F_STR("request_id", req->request_id));
+}
+
 static void job_run(struct kit_pool_job *pj, void *thread_data)
 {
     struct kit_job *job = AG_CONTAINER_OF(pj, struct kit_job, pool_job);
@@ -256,6 +281,8 @@ static void job_run(struct kit_pool_job *pj, void *thread_data)
         req->db = w->db;
         const struct kit_route *route = req->route;
         if (kit_identity_check(req, &route->access, io->app->keyring, w->cache) == 0) {
+            if (w->db)
+                job_event_context(req);
             int rc = route->handler(req);
             if (req->status == 0) {
                 ag_log_error("handler failed without answering",
@@ -306,6 +333,8 @@ static int worker_start(unsigned index, void *ctx, void **data, struct ag_err *e
     if (!w)
         return ag_err_set(err, AG_ENOMEM, "out of memory");
     int rc = kit_db_open(app->settings.db, &w->db, err);
+    if (rc == 0 && (rc = kit_bus_attach(app->bus, w->db)) < 0)
+        ag_err_set(err, rc, "out of memory");
     if (rc == 0)
         rc = ag_jwt_cache_new(0, 0, &w->cache, err);
     if (rc < 0) {
@@ -618,6 +647,20 @@ int kit_main(const struct kit_service *svc, int argc, char **argv)
     }
     ag_log_info("migrations applied", AG_F_INT("applied", rc),
                 AG_F_UINT("known", svc->migration_count));
+    struct kit_bus_settings bus_settings = {
+        .url = app.settings.bus,
+        .batch = (unsigned)app.settings.bus_batch,
+        .poll_ms = (unsigned)app.settings.bus_poll_ms,
+        .retry_ms = (unsigned)app.settings.bus_retry_ms,
+        .max_attempts = (unsigned)app.settings.bus_max_attempts,
+        .outbox_keep_ms = app.settings.bus_outbox_keep_s * 1000,
+    };
+    if (kit_bus_new(&bus_settings, svc->name, app.settings.db, app.main_db, svc->subscriptions,
+                    svc->subscription_count, &app, &app.bus, &err) < 0 ||
+        kit_db_event_context(app.main_db, app.settings.default_tenant, NULL) < 0) {
+        ag_log_error("the event bus could not be set up", AG_F_STR("error", err.msg));
+        goto out;
+    }
     if (svc->on_start) {
         on_start_ran = true;
         if (svc->on_start(&app, &err) < 0) {
@@ -625,6 +668,11 @@ int kit_main(const struct kit_service *svc, int argc, char **argv)
             ag_log_error("service start failed", AG_F_STR("error", err.msg));
             goto out;
         }
+    }
+    /* after on_start: handlers may need the service's data; before the port opens */
+    if (kit_bus_run(app.bus, &err) < 0) {
+        ag_log_error("the event bus could not start", AG_F_STR("error", err.msg));
+        goto out;
     }
     if (!app.keyring) {
         ag_log_warn("no token issuers configured (AGORA_ISSUERS): every protected route "
@@ -663,6 +711,7 @@ int kit_main(const struct kit_service *svc, int argc, char **argv)
                 AG_F_STR("listen", app.settings.listen), AG_F_UINT("workers", app.settings.workers),
                 AG_F_UINT("io_threads", app.settings.io_threads),
                 AG_F_STR("db", kit_db_url_redacted(app.main_db)),
+                AG_F_UINT("subscriptions", svc->subscription_count),
                 AG_F_UINT("issuers", issuers.count),
                 AG_F_STR("env", kit_app_is_dev(&app) ? "development" : "production"));
     if (ag_http_server_run(server, &err) < 0) {
@@ -675,6 +724,8 @@ out:
     kit_pool_free(app.pool);
     if (on_start_ran && svc->on_stop)
         svc->on_stop(&app);
+    /* after on_stop, so that events it emitted may still go out with the relay's last round */
+    kit_bus_stop(app.bus);
     ag_http_server_free(server);
     ag_keyring_free(app.keyring);
     kit_router_free(app.router);

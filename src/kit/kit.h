@@ -12,9 +12,10 @@
 #include "core/err.h"
 #include "core/jwt.h"
 
-struct kit_app; /* the running service: configuration, database pool, service data */
-struct kit_req; /* one request, handled on a kit worker thread */
-struct kit_db;  /* one database connection (kit/db.h) */
+struct kit_app;          /* the running service: configuration, database pool, service data */
+struct kit_req;          /* one request, handled on a kit worker thread */
+struct kit_db;           /* one database connection (kit/db.h) */
+struct kit_subscription; /* an event pattern and its handler (kit/bus.h) */
 
 /* ---- the service table ---- */
 
@@ -104,6 +105,12 @@ struct kit_service {
     int (*on_start)(struct kit_app *app, struct ag_err *err);
     /* Optional. Runs after the last request ended, before the connections close. */
     void (*on_stop)(struct kit_app *app);
+    /*
+     * Optional: the events this service consumes (kit/bus.h). With any, the kit runs a
+     * consumer thread that delivers each matching event once, in a transaction, to its handler.
+     */
+    const struct kit_subscription *subscriptions;
+    size_t subscription_count;
 };
 
 /*
@@ -161,6 +168,13 @@ const char *kit_req_query(const struct kit_req *req, const char *name);
  */
 int kit_req_query_int(struct kit_req *req, const char *name, int64_t def, int64_t min, int64_t max,
                       int64_t *out);
+/*
+ * A query parameter that may appear at most once: 0 and *out (NULL when absent); given twice,
+ * answers 400 with errors[] naming it and returns AG_EINVAL.
+ */
+int kit_req_query_once(struct kit_req *req, const char *name, const char **out);
+/* Answers 400 with errors[] = [{"field": name, "message": message}]; returns AG_EINVAL. */
+int kit_resp_query_invalid(struct kit_req *req, const char *name, const char *message);
 /* A query parameter that must be one of values (NULL-terminated); def when absent. As above. */
 int kit_req_query_enum(struct kit_req *req, const char *name, const char *const *values,
                        const char *def, const char **out);

@@ -4,6 +4,7 @@
 #include <unistd.h>
 
 #include "core/config_yaml.h"
+#include "kit/bus_driver.h"
 #include "kit/kit_config.h"
 #include "kit/kit_identity.h"
 #include "core/banned.h"
@@ -17,6 +18,7 @@ enum setting_kind {
     S_ENV,     /* development, production */
     S_ALGS,    /* a comma list of JWS algorithms */
     S_ISSUERS, /* AGORA_ISSUERS syntax; may be empty */
+    S_BUS,     /* a bus URL with a known scheme */
 };
 
 struct setting_def {
@@ -56,6 +58,19 @@ static const struct setting_def defs[] = {
      "Lowest level logged: debug, info, warn or error (JSON lines on stdout)."},
     {"AGORA_ENV", "env", S_ENV, OFF(env), 0, 0, "development",
      "development or production (production turns development conveniences off)."},
+    {"AGORA_BUS", "bus", S_BUS, OFF(bus), 0, 0, "local:var/bus.db",
+     "The event bus: local:PATH (an SQLite log shared by the services of one machine) or "
+     "amqp://user:password@host:port/vhost (RabbitMQ)."},
+    {"AGORA_BUS_BATCH", "bus_batch", S_COUNT, OFF(bus_batch), 1, 10000, "256",
+     "Outbox rows published per batch, and events delivered per consumer transaction."},
+    {"AGORA_BUS_POLL_MS", "bus_poll_ms", S_COUNT, OFF(bus_poll_ms), 1, 60000, "50",
+     "How often the relay looks at the outbox when no commit woke it (ms)."},
+    {"AGORA_BUS_RETRY_MS", "bus_retry_ms", S_COUNT, OFF(bus_retry_ms), 1, 600000, "200",
+     "First wait before a failed event handler runs again (ms; doubling, at most 30 s)."},
+    {"AGORA_BUS_MAX_ATTEMPTS", "bus_max_attempts", S_COUNT, OFF(bus_max_attempts), 1, 1000, "5",
+     "Handler attempts before an event is parked as dead (GET /_kit/events/dead)."},
+    {"AGORA_BUS_OUTBOX_KEEP_S", "bus_outbox_keep_s", S_COUNT, OFF(bus_outbox_keep_s), 0, 315360000,
+     "86400", "Seconds a published outbox row is kept before the relay deletes it."},
     {"AGORA_CONFIG", NULL, S_STRING, OFF(config), 0, 0, NULL,
      "A YAML file with the settings above by their names lower-cased without AGORA_ "
      "(listen:, db:...) and settings: {VAR: value} for the service's own; the environment "
@@ -78,6 +93,7 @@ void kit_settings_release(struct kit_settings *s)
     free(s->issuer_algorithms);
     free(s->default_tenant);
     free(s->config);
+    free(s->bus);
     for (size_t i = 0; i < s->service_count; i++)
         free(s->service_values[i]);
     free(s->service_values);
@@ -197,6 +213,7 @@ static int set_value(struct kit_settings *s, const struct setting_def *def, cons
     struct ag_str t = ag_str_from_cstr(text);
     switch (def->kind) {
     case S_STRING:
+    case S_BUS:
     case S_ISSUERS:
     case S_ALGS:
     case S_ADDR: {
@@ -211,6 +228,9 @@ static int set_value(struct kit_settings *s, const struct setting_def *def, cons
                 return rc;
             kit_issuers_release(&iss);
         }
+        struct ag_err why;
+        if (def->kind == S_BUS && !kit_bus_driver_for(text, &why))
+            return ag_err_set(err, AG_EINVAL, "%s: %s", where, why.msg);
         if (def->kind == S_ALGS) {
             int rc = kit_algorithms_parse(text, &s->algorithms, err);
             if (rc < 0)

@@ -36,6 +36,14 @@ struct kit_settings {
     enum kit_env_kind env;
     char *config; /* the YAML file, or NULL */
 
+    /* the event bus (kit/bus.h, docs/events.md) */
+    char *bus;                  /* AGORA_BUS: local:PATH or amqp://... */
+    uint64_t bus_batch;         /* rows per publish, events per fetch */
+    uint64_t bus_poll_ms;       /* the relay's poll interval */
+    uint64_t bus_retry_ms;      /* a failed handler's first retry delay */
+    uint64_t bus_max_attempts;  /* handler attempts before an event is parked as dead */
+    uint64_t bus_outbox_keep_s; /* sent outbox rows are deleted after this */
+
     /* the service's own settings, resolved: values[i] for svc->settings[i] (NULL: none) */
     size_t service_count;
     char **service_values;

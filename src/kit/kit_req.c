@@ -1,4 +1,5 @@
 /* Request helpers for handlers: path and query parameters, headers, the JSON body, identity. */
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -235,8 +236,7 @@ static size_t query_occurrences(const struct kit_req *req, const char *name, con
     return n;
 }
 
-/* Answers 400 with errors[] = [{field, message}] and returns AG_EINVAL. */
-static int query_refuse(struct kit_req *req, const char *name, const char *message)
+int kit_resp_query_invalid(struct kit_req *req, const char *name, const char *message)
 {
     json_t *errors = json_array();
     char *field = kit_utf8_sanitize(name, strlen(name));
@@ -247,6 +247,17 @@ static int query_refuse(struct kit_req *req, const char *name, const char *messa
     kit_resp_problem_ext(req, 400, errors, NULL, 0, detail);
     free(field);
     return AG_EINVAL;
+}
+
+int kit_req_query_once(struct kit_req *req, const char *name, const char **out)
+{
+    const char *v = NULL;
+    size_t n = query_occurrences(req, name, &v);
+    *out = NULL;
+    if (n > 1)
+        return kit_resp_query_invalid(req, name, "given more than once");
+    *out = n ? v : NULL;
+    return 0;
 }
 
 /* Parses an optional '-' and 1..19 digits into *out. */
@@ -272,16 +283,16 @@ int kit_req_query_int(struct kit_req *req, const char *name, int64_t def, int64_
         return 0;
     }
     if (n > 1)
-        return query_refuse(req, name, "given more than once");
+        return kit_resp_query_invalid(req, name, "given more than once");
     int64_t x = 0;
     int rc = v ? parse_i64(v, &x) : AG_EINVAL;
     if (rc == AG_EINVAL)
-        return query_refuse(req, name, "must be an integer");
+        return kit_resp_query_invalid(req, name, "must be an integer");
     char msg[96];
     snprintf(msg, sizeof msg, "must be an integer from %lld to %lld", (long long)min,
              (long long)max);
     if (rc < 0 || x < min || x > max)
-        return query_refuse(req, name, msg);
+        return kit_resp_query_invalid(req, name, msg);
     *out = x;
     return 0;
 }
@@ -296,7 +307,7 @@ int kit_req_query_enum(struct kit_req *req, const char *name, const char *const 
         return 0;
     }
     if (n > 1)
-        return query_refuse(req, name, "given more than once");
+        return kit_resp_query_invalid(req, name, "given more than once");
     for (size_t i = 0; v && values[i]; i++) {
         if (strcmp(values[i], v) == 0) {
             *out = values[i];
@@ -309,7 +320,8 @@ int kit_req_query_enum(struct kit_req *req, const char *name, const char *const 
     for (size_t i = 0; values[i]; i++)
         ag_buf_appendf(&msg, "%s %s", i ? "," : "", values[i]);
     ag_buf_append(&msg, "", 1);
-    int rc = query_refuse(req, name, msg.data ? msg.data : "must be one of the listed values");
+    int rc =
+        kit_resp_query_invalid(req, name, msg.data ? msg.data : "must be one of the listed values");
     ag_buf_release(&msg);
     return rc;
 }
@@ -350,6 +362,30 @@ static bool content_type_json(const char *ct)
     return ag_str_eq_nocase(ag_str_trim_ows(media), AG_STR("application/json"));
 }
 
+/* Adds an errors[] entry for every number of v beyond int64 (read as a real), by member path. */
+static void report_huge_numbers(struct kit_req *req, const json_t *v, const char *path, int depth)
+{
+    const char *key;
+    json_t *member;
+    size_t i;
+    char sub[128];
+
+    if (json_is_real(v) && fabs(json_real_value(v)) >= 9.2e18)
+        kit_req_invalid(req, *path ? path : "(body)", "must be an integer in range");
+    if (depth > 8 || kit_req_invalid_count(req) >= 16)
+        return;
+    json_object_foreach((json_t *)v, key, member)
+    {
+        snprintf(sub, sizeof sub, "%s%s%s", path, *path ? "." : "", key);
+        report_huge_numbers(req, member, sub, depth + 1);
+    }
+    json_array_foreach(v, i, member)
+    {
+        snprintf(sub, sizeof sub, "%s[%zu]", path, i);
+        report_huge_numbers(req, member, sub, depth + 1);
+    }
+}
+
 int kit_req_json(struct kit_req *req, json_t **out)
 {
     if (req->json) {
@@ -367,6 +403,17 @@ int kit_req_json(struct kit_req *req, json_t **out)
     }
     json_error_t jerr;
     json_t *v = json_loadb(body.p, body.len, JSON_REJECT_DUPLICATES, &jerr);
+    if (!v && json_error_code(&jerr) == json_error_numeric_overflow) {
+        /* Well-formed JSON whose integer is beyond 64 bits: a value out of range (422), not
+         * malformed text. Read again with integers as reals to name the members. */
+        v = json_loadb(body.p, body.len, JSON_REJECT_DUPLICATES | JSON_DECODE_INT_AS_REAL, &jerr);
+        report_huge_numbers(req, v, "", 0);
+        if (kit_req_invalid_count(req) == 0) /* a real beyond a double: 1e400 */
+            kit_req_invalid(req, "(body)", "holds a number out of range");
+        json_decref(v);
+        kit_resp_invalid(req);
+        return AG_EINVAL;
+    }
     if (!v) {
         kit_resp_problem(req, 400, "invalid JSON at line %d, column %d: %s", jerr.line, jerr.column,
                          jerr.text);

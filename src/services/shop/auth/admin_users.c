@@ -6,6 +6,7 @@
 
 #include "audit.h"
 #include "context.h"
+#include "events.h"
 #include "sessions.h"
 #include "users.h"
 #include "validate.h"
@@ -248,6 +249,16 @@ int auth_user_patch(struct kit_req *req)
              json_object_get(body, "email") ? "true" : "false", disabled ? "true" : "false");
     if (rc >= 0)
         rc = auth_audit(db, tenant, kit_req_subject(req), "user.updated", id, detail, &err);
+    const char *changed[3];
+    size_t n_changed = 0;
+    if (json_object_get(body, "name"))
+        changed[n_changed++] = "name";
+    if (json_object_get(body, "email"))
+        changed[n_changed++] = "email";
+    if (disabled != was_disabled)
+        changed[n_changed++] = "disabled";
+    if (rc >= 0)
+        rc = auth_event_user(db, "updated", tenant, id, changed, n_changed, &err);
     if (rc >= 0)
         rc = kit_db_commit(db, &err);
     if (rc < 0)
@@ -313,6 +324,9 @@ static int roles_changed(struct kit_req *req, const char *id, const char *verb, 
     if (rc >= 0)
         rc = auth_audit(kit_req_db(req), kit_req_tenant(req), kit_req_subject(req),
                         "user.roles_changed", id, detail, err);
+    static const char *const changed[] = {"roles"};
+    if (rc >= 0)
+        rc = auth_event_user(kit_req_db(req), "updated", kit_req_tenant(req), id, changed, 1, err);
     return rc < 0 ? rc : 0;
 }
 

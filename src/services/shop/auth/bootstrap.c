@@ -4,6 +4,7 @@
 #include <string.h>
 
 #include "audit.h"
+#include "events.h"
 #include "passwords.h"
 #include "validate.h"
 #include "core/log.h"
@@ -97,6 +98,8 @@ static int admin_create(struct kit_db *db, const char *email, const char *hash, 
     if (rc >= 0)
         rc = auth_audit(db, AUTH_DEFAULT_TENANT, NULL, "user.registered", id,
                         "{\"first_admin\":true}", err);
+    if (rc >= 0)
+        rc = auth_event_user(db, "created", AUTH_DEFAULT_TENANT, id, NULL, 0, err);
     if (rc >= 0)
         ag_log_info("first admin created", AG_F_STR("email", normalized), AG_F_STR("id", id));
     return rc < 0 ? rc : 0;

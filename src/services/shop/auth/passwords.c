@@ -4,6 +4,7 @@
 #include <string.h>
 
 #include "audit.h"
+#include "events.h"
 #include "sessions.h"
 #include "tokens.h"
 #include "validate.h"
@@ -48,6 +49,9 @@ static int password_store(struct kit_db *db, const char *tenant, const char *act
                          KIT_DB_PARAMS(KIT_DB_TEXT(tenant), KIT_DB_TEXT(clear_email)), err);
     if (rc >= 0)
         rc = auth_audit(db, tenant, actor, action, user_id, NULL, err);
+    static const char *const changed[] = {"password"};
+    if (rc >= 0)
+        rc = auth_event_user(db, "updated", tenant, user_id, changed, 1, err);
     return rc < 0 ? rc : 0;
 }
 
@@ -124,7 +128,7 @@ int auth_password_reset(struct kit_req *req)
     static const struct kit_field fields[] = {
         {"email", JSON_STRING, true, 1, 320, 0, 0},
     };
-    static const char sql_user[] = "SELECT id FROM users WHERE tenant = $1 AND "
+    static const char sql_user[] = "SELECT id, email FROM users WHERE tenant = $1 AND "
                                    "email_normalized = $2 AND disabled = 0";
     static const char sql_insert[] = "INSERT INTO password_resets (token_hash, user_id, "
                                      "expires_at, used_at, created_at) VALUES ($1, $2, $3, "
@@ -159,11 +163,20 @@ int auth_password_reset(struct kit_req *req)
     }
     auth_token_new(token);
     auth_token_hash(token, strlen(token), hash);
-    rc = kit_db_exec(db, sql_insert,
-                     KIT_DB_PARAMS(AUTH_DB_STR(hash),
-                                   KIT_DB_TEXT(kit_db_rows_text(rows, 0, 0, NULL)),
-                                   KIT_DB_INT(now + AUTH_RESET_TTL_MS), KIT_DB_INT(now)),
-                     &err);
+    /* the reset and its event commit together: a mailer never hears of a reset that is not */
+    rc = kit_db_begin(db, &err);
+    if (rc >= 0)
+        rc = kit_db_exec(db, sql_insert,
+                         KIT_DB_PARAMS(AUTH_DB_STR(hash),
+                                       KIT_DB_TEXT(kit_db_rows_text(rows, 0, 0, NULL)),
+                                       KIT_DB_INT(now + AUTH_RESET_TTL_MS), KIT_DB_INT(now)),
+                         &err);
+    if (rc >= 0)
+        rc = auth_event_password_reset(db, AUTH_DEFAULT_TENANT, kit_db_rows_text(rows, 0, 0, NULL),
+                                       kit_db_rows_text(rows, 0, 1, NULL), now + AUTH_RESET_TTL_MS,
+                                       &err);
+    if (rc >= 0)
+        rc = kit_db_commit(db, &err);
     if (rc < 0)
         goto db_fail;
     /* Until mail exists, development gets the token in the log; production never sees it. */

@@ -7,6 +7,7 @@
 
 #include "audit.h"
 #include "context.h"
+#include "events.h"
 #include "passwords.h"
 #include "validate.h"
 #include "core/banned.h"
@@ -210,6 +211,8 @@ int auth_register(struct kit_req *req)
             KIT_DB_PARAMS(AUTH_DB_STR(id), KIT_DB_TEXT(tenant), KIT_DB_TEXT("customer")), &err);
     if (rc >= 0)
         rc = auth_audit(db, tenant, id, "user.registered", id, NULL, &err);
+    if (rc >= 0)
+        rc = auth_event_user(db, "created", tenant, id, NULL, 0, &err);
     if (rc >= 0)
         rc = kit_db_commit(db, &err);
     if (rc >= 0)
