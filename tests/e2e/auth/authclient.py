@@ -133,13 +133,16 @@ UUID_RE = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]
 class Platform:
     """`agora up --config config/platform.yaml` with AGORA_VAR in a temp dir and free ports."""
 
-    def __init__(self, backend, db_url=None):
+    def __init__(self, backend, db_url=None, products_db_url=None, extra_env=None, config=None, up_args=()):
         self.backend = backend
+        self.up_args = list(up_args)  # more options for `agora up` (--seed)
+        self.config = config or PLATFORM_CONFIG  # relative to the repository, or absolute
         self.var = tempfile.mkdtemp(prefix=f"agora-auth-e2e-{backend}-")
-        self.auth_port, self.gateway_port, self.admin_port, self.hello_port = free_ports(4)
+        self.auth_port, self.gateway_port, self.admin_port, self.hello_port, self.products_port = free_ports(5)
         self.issuer = f"http://127.0.0.1:{self.gateway_port}"
         self.keys_dir = os.path.join(self.var, "keys", "auth")
         self.db_url = db_url or f"sqlite:{self.var}/data/auth.db"
+        self.products_db_url = products_db_url or f"sqlite:{self.var}/data/products.db"
         self.stdout_path = os.path.join(self.var, "agora-up.stdout")
         self.stderr_path = os.path.join(self.var, "agora-up.stderr")
         env = {k: v for k, v in os.environ.items() if not k.startswith("AGORA_")}
@@ -155,8 +158,11 @@ class Platform:
             AGORA_ADMIN_EMAIL=ADMIN_EMAIL,
             AGORA_ADMIN_PASSWORD=ADMIN_PASSWORD,
             AGORA_AUTH_DB=self.db_url,
+            AGORA_PRODUCTS_PORT=str(self.products_port),
+            AGORA_PRODUCTS_DB=self.products_db_url,
             NO_COLOR="1",
         )
+        env.update(extra_env or {})
         self.env = env
         self.proc = None
         self.last_pids = []
@@ -167,16 +173,17 @@ class Platform:
     def start(self):
         exe = os.path.join(AGORA_BIN, "agora")
         assert os.access(exe, os.X_OK), f"{exe} is not built (AGORA_BIN={AGORA_BIN})"
-        assert os.path.exists(os.path.join(REPO, PLATFORM_CONFIG)), f"{PLATFORM_CONFIG} is missing"
+        assert os.path.exists(os.path.join(REPO, self.config)), f"{self.config} is missing"
         with open(self.stdout_path, "wb") as out, open(self.stderr_path, "wb") as err:
             self.proc = subprocess.Popen(
-                [exe, "up", "--config", PLATFORM_CONFIG, "--no-color"],
+                [exe, "up", "--config", self.config, "--no-color", *self.up_args],
                 cwd=REPO,
                 env=self.env,
                 stdin=subprocess.DEVNULL,
                 stdout=out,
                 stderr=err,
             )
+        self.exit_code = None  # a platform may be started again after a stop
         try:
             self.wait_ready()
         except BaseException:
@@ -232,9 +239,14 @@ class Platform:
             assert cp.returncode == 0, f"agora {' '.join(args)} exited {cp.returncode}: {cp.stderr}{cp.stdout}"
         return cp
 
+    def mint(self, roles, tenant="default", user=None):
+        """An access token from `agora token` (signed with auth's current key)."""
+        args = ["token", "--user", user or str(uuid.uuid4()), "--roles", roles, "--tenant", tenant]
+        return self.agora(*args).stdout.strip()
+
     def status(self):
         """`agora status --json` as a list of process dicts (name, pid, restarts, ready...)."""
-        cp = self.agora("status", "--config", PLATFORM_CONFIG, "--json")
+        cp = self.agora("status", "--config", self.config, "--json")
         doc = jsonlib.loads(cp.stdout)
         procs = None
         if isinstance(doc, list):
@@ -331,9 +343,10 @@ class Platform:
                 for mark in SANITIZER_MARKS:
                     if mark in text:
                         problems.append(f"the output holds {mark!r}")
-            for record in self.service_records("auth"):
-                if record.get("status") == 500:
-                    problems.append(f"auth answered 500: {jsonlib.dumps(record)}")
+            for service in ("auth", "products"):
+                for record in self.service_records(service):
+                    if record.get("status") == 500:
+                        problems.append(f"{service} answered 500: {jsonlib.dumps(record)}")
             if problems:
                 problems.append(self.logs())
         return problems
@@ -376,9 +389,10 @@ class Client:
     checked against the OpenAPI document and against the suite's invariants: nothing 5xx, every
     refusal a problem+json whose `status` equals the HTTP status."""
 
-    def __init__(self, platform, api):
+    def __init__(self, platform, api, direct_port=None):
         self.platform = platform
         self.api = api
+        self.direct_port = direct_port  # the service that direct=True reaches (default: auth)
         self.gateway_rate_limited = 0
 
     def call(self, method, path, json=None, token=None, raw=None, headers=None, direct=False, check=True, allow_5xx=False):
@@ -422,7 +436,7 @@ class Client:
         return reply
 
     def _exchange(self, method, path, json, token, raw, headers, direct):
-        port = self.platform.auth_port if direct else self.platform.gateway_port
+        port = (self.direct_port or self.platform.auth_port) if direct else self.platform.gateway_port
         send_headers = {}
         body = None
         if json is not None:

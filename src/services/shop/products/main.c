@@ -1,0 +1,113 @@
+/* agora-products: the shop's catalog — products, their classification, images and inventory. */
+#include <stdlib.h>
+
+#include "catalog.h"
+#include "core/log.h"
+#include "core/banned.h"
+
+#define ADMIN   KIT_ROLE("admin")
+#define SERVICE KIT_ROLE("admin,service")
+
+#define TAXONOMY_ROUTES(path, res)                                                                 \
+    {"GET", "/api/v1/" path, res##_list, KIT_PUBLIC},                                              \
+        {"POST", "/api/v1/" path, res##_create, ADMIN},                                            \
+        {"GET", "/api/v1/" path "/{id}", res##_get, KIT_PUBLIC},                                   \
+        {"PUT", "/api/v1/" path "/{id}", res##_replace, ADMIN},                                    \
+        {"PATCH", "/api/v1/" path "/{id}", res##_patch, ADMIN},                                    \
+        {"DELETE", "/api/v1/" path "/{id}", res##_delete, ADMIN},                                  \
+    {                                                                                              \
+        "GET", "/api/v1/" path "/{id}/products", res##_products, KIT_PUBLIC                        \
+    }
+
+static const struct kit_route routes[] = {
+    {"GET", "/api/v1/products", products_list, KIT_PUBLIC},
+    {"POST", "/api/v1/products", products_create, ADMIN},
+    {"GET", "/api/v1/products/{id}", products_get, KIT_PUBLIC},
+    {"PUT", "/api/v1/products/{id}", products_replace, ADMIN},
+    {"PATCH", "/api/v1/products/{id}", products_patch, ADMIN},
+    {"DELETE", "/api/v1/products/{id}", products_delete, ADMIN},
+    {"POST", "/api/v1/products/{id}/stock", inventory_stock, ADMIN},
+    {"POST", "/api/v1/products/{id}/images", images_upload, ADMIN},
+    {"GET", "/api/v1/products/{id}/images/{image_id}", images_get, KIT_PUBLIC},
+    {"DELETE", "/api/v1/products/{id}/images/{image_id}", images_delete, ADMIN},
+    {"POST", "/api/v1/inventory/reservations", reservations_create, SERVICE},
+    {"GET", "/api/v1/inventory/reservations/{id}", reservations_get, SERVICE},
+    {"POST", "/api/v1/inventory/reservations/{id}/commit", reservations_commit, SERVICE},
+    {"DELETE", "/api/v1/inventory/reservations/{id}", reservations_release, SERVICE},
+    TAXONOMY_ROUTES("categories", categories),
+    TAXONOMY_ROUTES("brands", brands),
+    TAXONOMY_ROUTES("types", types),
+    TAXONOMY_ROUTES("catalogs", catalogs),
+    TAXONOMY_ROUTES("vat-rates", vat_rates),
+};
+
+static const struct kit_setting settings[] = {
+    {"AGORA_BLOBS", "file:var/blobs", "where product images are stored (file:PATH)"},
+    {"AGORA_PRODUCTS_LOW_STOCK", "5",
+     "a new product's low-stock threshold (products.inventory.low), 0..1000000000"},
+};
+
+static int catalog_start(struct kit_app *app, struct ag_err *err)
+{
+    struct catalog_ctx *ctx = calloc(1, sizeof *ctx);
+    const char *blobs = kit_app_setting(app, "AGORA_BLOBS");
+    const char *low = kit_app_setting(app, "AGORA_PRODUCTS_LOW_STOCK");
+    char *end = NULL;
+    int rc;
+
+    if (!ctx)
+        return ag_err_set(err, AG_ENOMEM, "out of memory");
+    ctx->default_low_threshold = low && *low ? strtoll(low, &end, 10) : 5;
+    if ((end && *end) || ctx->default_low_threshold < 0 ||
+        ctx->default_low_threshold > CATALOG_QUANTITY_MAX) {
+        free(ctx);
+        return ag_err_set(err, AG_EINVAL,
+                          "AGORA_PRODUCTS_LOW_STOCK: expected an integer from 0 to %d, got \"%s\"",
+                          CATALOG_QUANTITY_MAX, low);
+    }
+    rc = kit_blob_open(blobs && *blobs ? blobs : "file:var/blobs", &ctx->blobs, err);
+    if (rc == 0)
+        rc = reservations_expiry_start(app, ctx, err);
+    if (rc < 0) {
+        kit_blob_close(ctx->blobs);
+        free(ctx);
+        return rc;
+    }
+    ag_log_info("products ready", AG_F_STR("blobs", blobs ? blobs : "file:var/blobs"),
+                AG_F_INT("low_stock_default", ctx->default_low_threshold));
+    kit_app_set_data(app, ctx);
+    return 0;
+}
+
+static void catalog_stop(struct kit_app *app)
+{
+    struct catalog_ctx *ctx = kit_app_data(app);
+
+    if (!ctx)
+        return;
+    reservations_expiry_stop(ctx);
+    kit_blob_close(ctx->blobs);
+    free(ctx);
+    kit_app_set_data(app, NULL);
+}
+
+static const struct kit_service service = {
+    .name = "products",
+    .summary = "Agora catalog: products, categories, brands, types, catalogs, VAT rates, images "
+               "and inventory",
+    .routes = routes,
+    .route_count = sizeof routes / sizeof routes[0],
+    .migrations = kit_embedded_migrations,
+    .migration_count = 0, /* set in main: the count is a link-time constant, not a C constant */
+    .settings = settings,
+    .setting_count = sizeof settings / sizeof settings[0],
+    .on_start = catalog_start,
+    .on_stop = catalog_stop,
+};
+
+int main(int argc, char **argv)
+{
+    struct kit_service svc = service;
+    svc.migration_count = kit_embedded_migration_count;
+    return kit_main(&svc, argc, argv);
+}
