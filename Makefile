@@ -38,9 +38,10 @@ e2e-asan: unit
 
 test: unit e2e e2e-asan
 
-# agora up: auth, hello and the gateway on http://127.0.0.1:8080, state under var/ (Ctrl-C stops).
+# agora up: auth, hello, products and the gateway on http://127.0.0.1:8080, state under var/,
+# the demo catalog seeded at the first start (Ctrl-C stops).
 run: build
-	@AGORA_BIN=$${AGORA_BIN:-$(BUILD)/bin} $(BUILD)/bin/agora up --config config/platform.yaml
+	@AGORA_BIN=$${AGORA_BIN:-$(BUILD)/bin} $(BUILD)/bin/agora up --config config/platform.yaml --seed
 
 bench: build
 	@bench/run

@@ -73,27 +73,31 @@ def call(port, method, path, body=None, token=None, timeout=10):
 class Platform:
     """`agora up` on a scratch directory and free ports."""
 
-    def __init__(self, args, workdir):
+    def __init__(self, args, workdir, extra_env=None, config=None):
         self.bin = args.bin
         self.workdir = workdir
-        self.ports = {k: free_port() for k in ("gateway", "admin", "auth", "hello")}
+        self.config = config or os.path.join(REPO, "config", "platform.yaml")
+        self.ports = {k: free_port() for k in ("gateway", "admin", "auth", "hello", "products")}
         self.env = dict(os.environ, AGORA_VAR=os.path.join(workdir, "var"), AGORA_BIN=args.bin,
                         AGORA_GATEWAY_PORT=str(self.ports["gateway"]),
                         AGORA_GATEWAY_ADMIN_PORT=str(self.ports["admin"]),
                         AGORA_AUTH_PORT=str(self.ports["auth"]),
                         AGORA_HELLO_PORT=str(self.ports["hello"]),
+                        AGORA_PRODUCTS_PORT=str(self.ports["products"]),
+                        AGORA_PRODUCTS_WORKERS=str(args.workers),
                         AGORA_ISSUER=f"http://127.0.0.1:{self.ports['gateway']}",
                         AGORA_AUTH_WORKERS=str(args.workers), AGORA_GATEWAY_WORKERS=str(args.workers),
                         AGORA_HELLO_RATE="100000000",
                         AGORA_HELLO_WORKERS=str(args.workers), AGORA_ENV="development",
                         AGORA_LOG_LEVEL="warn", NO_COLOR="1")
+        self.env.update(extra_env or {})
         self.log = os.path.join(workdir, "agora-up.log")
         self.proc = None
 
     def start(self, timeout=90):
         with open(self.log, "wb") as out:
             self.proc = gwb.spawn([os.path.join(self.bin, "agora"), "up", "--config",
-                                   os.path.join(REPO, "config", "platform.yaml"), "--no-color"],
+                                   self.config, "--no-color"],
                                   cwd=REPO, env=self.env, stdout=out, stderr=subprocess.STDOUT,
                                   stdin=subprocess.DEVNULL)
         deadline = time.monotonic() + timeout
@@ -104,6 +108,15 @@ class Platform:
                 return
             time.sleep(0.2)
         die(f"the platform was not ready within {timeout} s:\n{read_file(self.log, '')[-4000:]}")
+
+    def agora(self, *args, timeout=600):
+        """Runs `agora ARGS` with the platform's environment; returns its stdout."""
+        cp = subprocess.run([os.path.join(self.bin, "agora"), *args], cwd=REPO, env=self.env,
+                            stdin=subprocess.DEVNULL, capture_output=True, text=True,
+                            timeout=timeout)
+        if cp.returncode != 0:
+            die(f"agora {' '.join(args)} exited {cp.returncode}: {cp.stderr[-2000:]}")
+        return cp.stdout
 
     def stop(self):
         if self.proc:

@@ -1,9 +1,11 @@
-/* agora: the command line of the platform (up, status, down, token, keys). */
+/* agora: the command line of the platform (up, status, down, token, keys, seed, events). */
 #include <stdio.h>
 #include <string.h>
 
 #include "cli/cli_util.h"
+#include "cli/events_cmd.h"
 #include "cli/keys_cmd.h"
+#include "cli/seed.h"
 #include "cli/status.h"
 #include "cli/supervise.h"
 #include "cli/token.h"
@@ -22,6 +24,8 @@ static const struct command COMMANDS[] = {
     {"down", cmd_down, cmd_down_help, "stop the running platform"},
     {"token", cmd_token, cmd_token_help, "mint a development access token"},
     {"keys", cmd_keys, cmd_keys_help, "rotate the token signing keys (keys rotate)"},
+    {"seed", cmd_seed, cmd_seed_help, "load a demo catalog through the gateway"},
+    {"events", cmd_events, cmd_events_help, "watch the event bus; list and replay dead events"},
 };
 
 static void help(FILE *out)

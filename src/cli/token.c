@@ -17,6 +17,77 @@ enum {
     MAX_TTL_MS = 24 * 3600 * 1000,
 };
 
+int token_source_defaults(struct token_source *src, const struct platform *p, struct ag_err *err)
+{
+    const struct platform_process *auth = p ? platform_auth_process(p) : NULL;
+    const char *passphrase =
+        src->passphrase ? src->passphrase : getenv("AGORA_AUTH_KEYS_PASSPHRASE");
+    if (auth) {
+        if (!src->keys_dir)
+            src->keys_dir = platform_process_env(auth, "AGORA_AUTH_KEYS_DIR");
+        if (!src->issuer)
+            src->issuer = platform_process_env(auth, "AGORA_AUTH_ISSUER");
+        if (!src->audience)
+            src->audience = platform_process_env(auth, "AGORA_AUDIENCE");
+        if (!passphrase || !*passphrase)
+            passphrase = platform_process_env(auth, "AGORA_AUTH_KEYS_PASSPHRASE");
+    }
+    src->audience = src->audience ? src->audience : "agora";
+    src->passphrase = passphrase && *passphrase ? passphrase : NULL;
+    if (!src->keys_dir)
+        return ag_err_set(err, AG_EINVAL,
+                          "no key directory: give --keys (no process in the platform file sets "
+                          "AGORA_AUTH_KEYS_DIR)");
+    if (!src->issuer)
+        return ag_err_set(err, AG_EINVAL,
+                          "no issuer: give --issuer (no AGORA_AUTH_ISSUER in the platform file)");
+    return 0;
+}
+
+int token_mint(const struct token_source *src, const char *user, const char *const *roles,
+               size_t role_count, const char *tenant, uint32_t ttl_s, struct ag_buf *out,
+               struct ag_err *err)
+{
+    struct kit_keys *keys = NULL;
+    int rc = kit_keys_open(src->keys_dir, src->passphrase, true, &keys, err);
+    if (rc < 0)
+        return rc;
+    struct kit_token_claims claims = {.issuer = src->issuer,
+                                      .audience = src->audience,
+                                      .subject = user,
+                                      .tenant = tenant,
+                                      .roles = roles,
+                                      .role_count = role_count,
+                                      .ttl_s = ttl_s};
+    struct ag_err mint_err = {0};
+    rc = kit_keys_mint(keys, &claims, out, NULL, &mint_err);
+    if (rc < 0)
+        ag_err_set(err, rc, "cannot mint the token: %s", mint_err.msg);
+    kit_keys_free(keys);
+    return rc;
+}
+
+int token_mint_admin(const struct platform *p, const char *user, const char *tenant, uint32_t ttl_s,
+                     char **out, struct ag_err *err)
+{
+    static const char *const admin[] = {"admin"};
+    struct token_source src = {0};
+    struct ag_buf token;
+    *out = NULL;
+    int rc = token_source_defaults(&src, p, err);
+    if (rc < 0)
+        return rc;
+    ag_buf_init(&token, 64 * 1024);
+    rc = token_mint(&src, user, admin, 1, tenant, ttl_s, &token, err);
+    if (rc == 0) {
+        *out = strndup(token.data + token.off, token.len);
+        if (!*out)
+            rc = ag_err_set(err, AG_ENOMEM, "out of memory");
+    }
+    ag_buf_release(&token);
+    return rc;
+}
+
 void cmd_token_help(void)
 {
     fputs(
@@ -74,7 +145,7 @@ int cmd_token(int argc, char **argv)
 
     int rc = CLI_EXIT_OK;
     struct platform platform;
-    struct kit_keys *keys = NULL;
+    struct token_source source = {keys_dir, issuer, audience, NULL};
     struct ag_buf token;
     struct ag_err err = {0};
     char *roles_copy = NULL;
@@ -83,32 +154,15 @@ int cmd_token(int argc, char **argv)
     memset(&platform, 0, sizeof(platform));
     ag_buf_init(&token, 64 * 1024);
 
-    const char *passphrase = getenv("AGORA_AUTH_KEYS_PASSPHRASE");
     if (!keys_dir || !issuer || !audience || config) {
         const char *path = config ? config : CLI_DEFAULT_CONFIG;
         if (platform_load(&platform, path, &err) < 0) {
             rc = cli_fail("%s (give --keys, --issuer and --audience, or a platform file)", err.msg);
             goto out;
         }
-        const struct platform_process *auth = platform_auth_process(&platform);
-        if (auth) {
-            keys_dir = keys_dir ? keys_dir : platform_process_env(auth, "AGORA_AUTH_KEYS_DIR");
-            issuer = issuer ? issuer : platform_process_env(auth, "AGORA_AUTH_ISSUER");
-            audience = audience ? audience : platform_process_env(auth, "AGORA_AUDIENCE");
-            if (!passphrase || !*passphrase)
-                passphrase = platform_process_env(auth, "AGORA_AUTH_KEYS_PASSPHRASE");
-        }
     }
-    audience = audience ? audience : "agora";
-    if (passphrase && !*passphrase)
-        passphrase = NULL;
-    if (!keys_dir) {
-        rc = cli_fail("no key directory: give --keys (no process in the platform file sets "
-                      "AGORA_AUTH_KEYS_DIR)");
-        goto out;
-    }
-    if (!issuer) {
-        rc = cli_fail("no issuer: give --issuer (no AGORA_AUTH_ISSUER in the platform file)");
+    if (token_source_defaults(&source, platform.path ? &platform : NULL, &err) < 0) {
+        rc = cli_fail("%s", err.msg);
         goto out;
     }
     if (roles_text && *roles_text) {
@@ -132,24 +186,13 @@ int cmd_token(int argc, char **argv)
             p = comma ? comma + 1 : NULL;
         }
     }
-    if (kit_keys_open(keys_dir, passphrase, true, &keys, &err) < 0) {
+    if (token_mint(&source, user, roles, role_count, tenant, (uint32_t)(ttl_ms / 1000), &token,
+                   &err) < 0) {
         rc = cli_fail("%s", err.msg);
-        goto out;
-    }
-    struct kit_token_claims claims = {.issuer = issuer,
-                                      .audience = audience,
-                                      .subject = user,
-                                      .tenant = tenant,
-                                      .roles = roles,
-                                      .role_count = role_count,
-                                      .ttl_s = (uint32_t)(ttl_ms / 1000)};
-    if (kit_keys_mint(keys, &claims, &token, NULL, &err) < 0) {
-        rc = cli_fail("cannot mint the token: %s", err.msg);
         goto out;
     }
     printf("%.*s\n", (int)token.len, token.data + token.off);
 out:
-    kit_keys_free(keys);
     ag_buf_release(&token);
     free(roles_copy);
     platform_release(&platform);
