@@ -5,7 +5,6 @@
 #include <fcntl.h>
 #include <jansson.h>
 #include <poll.h>
-#include <pthread.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -20,8 +19,7 @@
 #include "cli/cli_util.h"
 #include "cli/platform.h"
 #include "cli/probe.h"
-#include "cli/seed.h"
-#include "cli/token.h"
+#include "cli/up_seed.h"
 #include "core/banned.h"
 
 extern char **environ;
@@ -34,12 +32,7 @@ enum {
     PROBE_INTERVAL_MS = 200,
     PROBE_TIMEOUT_MS = 1000,
     LOOP_TICK_MS = 200,
-    SEED_PRODUCTS = 240,
-    SEED_CONCURRENCY = 4,
-    SEED_TOKEN_TTL_S = 3600,
 };
-
-#define SEED_DEFAULT_URL "http://127.0.0.1:8080"
 
 enum child_state {
     CHILD_WAITING, /* not started yet (waits for its turn or for `after`) */
@@ -71,26 +64,9 @@ struct child {
     struct probe probe;
 };
 
-/*
- * `agora up --seed`: once the platform is ready, a thread loads the demo catalog through the
- * gateway (a thread, so that the loop keeps draining the children's output meanwhile).
- */
-enum seed_state { SEED_OFF, SEED_WANTED, SEED_RUNNING, SEED_DONE };
-
-struct seeding {
-    enum seed_state state;
-    pthread_t thread;
-    char *token;
-    struct seed_options opt;
-    struct seed_result res;
-    struct ag_err err;
-    int rc;
-    atomic_bool cancel, finished;
-};
-
 struct supervisor {
     struct platform *platform;
-    struct seeding seed;
+    struct up_seed seed;
     struct child *children;
     size_t count;
     bool color;
@@ -566,74 +542,22 @@ static void on_probe(struct supervisor *s, struct child *c, short revents, int64
     }
 }
 
-/* ---- agora up --seed ---- */
+/* ---- agora up --seed (up_seed.c) ---- */
 
-static void *seed_thread(void *arg)
-{
-    struct seeding *sd = arg;
-    sd->rc = seed_run(&sd->opt, &sd->res, &sd->err);
-    atomic_store(&sd->finished, true);
-    char byte = 0;
-    ssize_t ignored = write(signal_pipe[1], &byte, 1); /* wakes the loop up */
-    (void)ignored;
-    return NULL;
-}
-
-/* Starts the seed thread (signals stay with the main thread). */
+/* Starts the seed thread, which wakes the loop up through the signal pipe when it is done. */
 static void seed_start(struct supervisor *s)
 {
-    struct seeding *sd = &s->seed;
-    const struct platform_process *gateway = platform_find(s->platform, "gateway");
-    struct ag_err err = {0};
-    sd->state = SEED_DONE;
-    if (token_mint_admin(s->platform, "agora-seed", NULL, SEED_TOKEN_TTL_S, &sd->token, &err) < 0) {
-        say(s, "seed: %s", err.msg);
-        return;
-    }
-    sd->opt =
-        (struct seed_options){.url = gateway && gateway->url ? gateway->url : SEED_DEFAULT_URL,
-                              .token = sd->token,
-                              .products = SEED_PRODUCTS,
-                              .concurrency = SEED_CONCURRENCY,
-                              .only_if_empty = true,
-                              .cancel = &sd->cancel};
-    sigset_t all, old;
-    sigfillset(&all);
-    pthread_sigmask(SIG_SETMASK, &all, &old);
-    int rc = pthread_create(&sd->thread, NULL, seed_thread, sd);
-    pthread_sigmask(SIG_SETMASK, &old, NULL);
-    if (rc != 0) {
-        say(s, "seed: cannot start a thread: %s", strerror(rc));
-        return;
-    }
-    sd->state = SEED_RUNNING;
-    say(s, "seeding the demo catalog through %s", sd->opt.url);
+    char line[UP_SEED_LINE_MAX];
+    up_seed_start(&s->seed, s->platform, signal_pipe[1], line, sizeof(line));
+    say(s, "%s", line);
 }
 
-/*
- * Joins the seed thread once it finished and prints its one summary line. With wait, cancels it
- * and waits: only when no child runs any more (its calls then fail at once), since the loop
- * must keep draining the children's output while they stop.
- */
+/* Joins the seed thread once it finished (with wait: cancels it first) and says how it went. */
 static void seed_finish(struct supervisor *s, bool wait)
 {
-    struct seeding *sd = &s->seed;
-    if (sd->state != SEED_RUNNING)
-        return;
-    if (s->stopping || wait)
-        atomic_store(&sd->cancel, true);
-    if (!wait && !atomic_load(&sd->finished))
-        return;
-    pthread_join(sd->thread, NULL);
-    sd->state = SEED_DONE;
-    if (sd->rc == 0) {
-        char summary[512];
-        seed_summary(&sd->res, summary, sizeof(summary));
-        say(s, "%s", summary);
-    } else if (sd->rc != AG_ECLOSED && !s->stopping) {
-        /* While stopping, a failure is the gateway going away: nothing to report. */
-        say(s, "seed failed: %s", sd->err.msg);
-    }
+    char line[UP_SEED_LINE_MAX];
+    if (up_seed_finish(&s->seed, wait, s->stopping, line, sizeof(line)))
+        say(s, "%s", line);
 }
 
 /* ---- the loop ---- */
@@ -681,7 +605,7 @@ static int run_loop(struct supervisor *s)
             kill_remaining(s);
         start_due(s, now);
         check_readiness(s, now);
-        if (s->seed.state == SEED_WANTED && s->announced && !s->stopping)
+        if (s->seed.state == UP_SEED_WANTED && s->announced && !s->stopping)
             seed_start(s);
         seed_finish(s, false);
         if (s->state_dirty)
@@ -838,7 +762,7 @@ int cmd_up(int argc, char **argv)
     if (platform_load(&platform, config, &err) < 0)
         return cli_fail("%s", err.msg);
     s.platform = &platform;
-    s.seed.state = seed ? SEED_WANTED : SEED_OFF;
+    s.seed.state = seed ? UP_SEED_WANTED : UP_SEED_OFF;
     s.started_unix_s = (int64_t)time(NULL);
     const char *nc = getenv("NO_COLOR");
     s.color = !no_color && !(nc && *nc) && isatty(STDOUT_FILENO);
@@ -894,7 +818,7 @@ int cmd_up(int argc, char **argv)
 
 out:
     seed_finish(&s, true);
-    free(s.seed.token);
+    up_seed_release(&s.seed);
     if (s.state_path[0] && lock_fd >= 0)
         unlink(s.state_path);
     for (size_t i = 0; s.children && i < s.count; i++) {

@@ -4,7 +4,7 @@ import subprocess
 
 import pytest
 
-from conftest import HELLO, HELLO_BODY, HttpConn, assert_problem, fetch, request
+from e2e_helpers import HELLO, HELLO_BODY, HttpConn, assert_problem, fetch, request
 
 
 def test_root_says_hello(server):

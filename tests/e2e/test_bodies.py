@@ -6,7 +6,7 @@ import threading
 
 import pytest
 
-from conftest import (
+from e2e_helpers import (
     CLOSE_TIMEOUT,
     HELLO_BODY,
     IO_TIMEOUT,

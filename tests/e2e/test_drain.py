@@ -4,7 +4,7 @@ import signal
 import socket
 import time
 
-from conftest import HELLO_BODY, IO_TIMEOUT, HttpConn, request
+from e2e_helpers import HELLO_BODY, IO_TIMEOUT, HttpConn, request
 
 IN_FLIGHT = 20
 

@@ -2,7 +2,7 @@
 
 import time
 
-from conftest import HELLO_BODY, HttpConn, chunked, request
+from e2e_helpers import HELLO_BODY, HttpConn, chunked, request
 
 
 def test_keep_alive_100_requests_on_one_socket(server):

@@ -16,7 +16,7 @@ import threading
 
 import pytest
 
-from conftest import CLOSE_TIMEOUT, HELLO_BODY, HttpConn, ServerSet, assert_problem, fetch, request
+from e2e_helpers import CLOSE_TIMEOUT, HELLO_BODY, HttpConn, ServerSet, assert_problem, fetch, request
 
 def head(first_line, *fields, host=True):
     """A request head from its first line and field lines (bytes, without CRLF)."""

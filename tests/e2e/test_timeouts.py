@@ -6,7 +6,7 @@ what happened (a cut, a 408, a close, a success), never how long it took.
 
 import time
 
-from conftest import HELLO_BODY, HttpConn, fetch, request
+from e2e_helpers import HELLO_BODY, HttpConn, fetch, request
 
 SLOW_BYTE_INTERVAL = 0.1  # the slowloris client sends one byte this often
 

@@ -9,21 +9,12 @@
   tests/e2e/oidc/provider.js; tokens through client_credentials (clients alice, bob, carol).
 - minter (session): tests/e2e/oidc/mint.js keys (published in a jwks_file) and hand-made tokens.
 
-Helpers live in gwtest.py; tests import them from there. The names of ../conftest.py are
-re-exported below: once this file is loaded, pytest has replaced the module named "conftest"
-with this one, and the agora-hello tests import their helpers with `from conftest import ...`.
+Helpers live in gwtest.py; tests import them from there.
 """
 
 import pytest
 
-import gwtest
 from gwtest import Gateway, Minter, OidcProvider, PyUpstream, Redis, Stack, finish_gateways
-
-# Keep `from conftest import X` working for the tests in the parent directory (see above).
-for _name, _value in vars(gwtest.parent).items():
-    if not _name.startswith("__") and not hasattr(_value, "_pytestfixturefunction"):
-        globals().setdefault(_name, _value)
-del _name, _value
 
 
 def _fail_if(report, what):

@@ -1,6 +1,7 @@
 /*
  * agora-products: the service's shared state and helpers (context.c), and every handler, by
- * module: products.c (+ search.c), taxonomy.c, images.c, inventory.c (+ reservations.c).
+ * module: products.c (+ product_input.c, search.c), taxonomy.c (+ taxonomy_delete.c), images.c,
+ * inventory.c (+ reservations.c).
  */
 #ifndef PRODUCTS_CATALOG_H
 #define PRODUCTS_CATALOG_H

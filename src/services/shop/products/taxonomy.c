@@ -14,7 +14,6 @@ enum {
     DESCRIPTION_MAX = 2000, /* characters of a description */
     POSITION_MAX = 1000000, /* a category's place among its siblings */
     RATE_BP_MAX = 10000,    /* basis points: 100 % */
-    SQL_MAX = 1024,         /* bytes of a statement composed here */
 };
 
 static const struct taxonomy_kind kind_categories = {
@@ -79,25 +78,26 @@ static const struct taxonomy_kind kind_vat_rates = {
  * file, never request values: those are always $N parameters). Returns 0, or AG_ERANGE when
  * it does not fit (a bug: every statement here is far shorter).
  */
-__attribute__((format(printf, 2, 3))) static int sql_format(char sql[SQL_MAX], const char *fmt, ...)
+__attribute__((format(printf, 2, 3))) int taxonomy_sql_format(char sql[TAXONOMY_SQL_MAX],
+                                                              const char *fmt, ...)
 {
     va_list ap;
     va_start(ap, fmt);
-    int n = vsnprintf(sql, SQL_MAX, fmt, ap);
+    int n = vsnprintf(sql, TAXONOMY_SQL_MAX, fmt, ap);
     va_end(ap);
-    return n < 0 || n >= SQL_MAX ? AG_ERANGE : 0;
+    return n < 0 || n >= TAXONOMY_SQL_MAX ? AG_ERANGE : 0;
 }
 
 /* "FROM ... WHERE ..." selecting the products (alias p) of tenant $1 that use the object $2. */
-static int usage_from(const struct taxonomy_kind *k, char out[SQL_MAX])
+static int usage_from(const struct taxonomy_kind *k, char out[TAXONOMY_SQL_MAX])
 {
     if (k->product_column)
-        return sql_format(out, "FROM products p WHERE p.tenant = $1 AND p.%s = $2",
-                          k->product_column);
-    return sql_format(out,
-                      "FROM products p JOIN %s l ON l.product_id = p.id "
-                      "WHERE p.tenant = $1 AND l.%s = $2",
-                      k->link_table, k->link_column);
+        return taxonomy_sql_format(out, "FROM products p WHERE p.tenant = $1 AND p.%s = $2",
+                                   k->product_column);
+    return taxonomy_sql_format(out,
+                               "FROM products p JOIN %s l ON l.product_id = p.id "
+                               "WHERE p.tenant = $1 AND l.%s = $2",
+                               k->link_table, k->link_column);
 }
 
 static size_t column_index(const struct kit_db_rows *rows, const char *name)
@@ -153,10 +153,10 @@ static json_t *row_json(const struct kit_db_rows *rows, size_t r)
 static int object_read(struct kit_db *db, const struct taxonomy_kind *k, const char *tenant,
                        const char *id, bool lock, struct kit_db_rows **rows, struct ag_err *err)
 {
-    char sql[SQL_MAX];
-    int rc =
-        sql_format(sql, "SELECT %s FROM %s WHERE tenant = $1 AND id = $2%s", k->columns, k->table,
-                   lock && kit_db_driver(db) == KIT_DB_POSTGRES ? " FOR UPDATE" : "");
+    char sql[TAXONOMY_SQL_MAX];
+    int rc = taxonomy_sql_format(sql, "SELECT %s FROM %s WHERE tenant = $1 AND id = $2%s",
+                                 k->columns, k->table,
+                                 lock && kit_db_driver(db) == KIT_DB_POSTGRES ? " FOR UPDATE" : "");
     if (rc == 0)
         rc = kit_db_query(db, sql, KIT_DB_PARAMS(KIT_DB_TEXT(tenant), KIT_DB_TEXT(id)), 1, rows,
                           err);
@@ -197,7 +197,7 @@ static int object_list(struct kit_req *req, const struct taxonomy_kind *k)
     struct kit_page page;
     const char *tenant = kit_req_tenant(req), *sort = NULL, *parent = NULL, *filter = "";
     const char *order;
-    char sql_count[SQL_MAX], sql_page[SQL_MAX];
+    char sql_count[TAXONOMY_SQL_MAX], sql_page[TAXONOMY_SQL_MAX];
     int64_t total = 0;
     json_t *items = NULL;
 
@@ -225,11 +225,12 @@ static int object_list(struct kit_req *req, const struct taxonomy_kind *k)
     else
         order = "name, id";
     /* PostgreSQL wants every parameter passed to be used: LIMIT and OFFSET follow the filter's. */
-    rc = sql_format(sql_count, "SELECT COUNT(*) FROM %s WHERE tenant = $1%s", k->table, filter);
+    rc = taxonomy_sql_format(sql_count, "SELECT COUNT(*) FROM %s WHERE tenant = $1%s", k->table,
+                             filter);
     if (rc == 0)
-        rc = sql_format(sql_page,
-                        "SELECT %s FROM %s WHERE tenant = $1%s ORDER BY %s LIMIT $%d OFFSET $%d",
-                        k->columns, k->table, filter, order, parent ? 3 : 2, parent ? 4 : 3);
+        rc = taxonomy_sql_format(
+            sql_page, "SELECT %s FROM %s WHERE tenant = $1%s ORDER BY %s LIMIT $%d OFFSET $%d",
+            k->columns, k->table, filter, order, parent ? 3 : 2, parent ? 4 : 3);
     if (rc < 0)
         return rc;
     if (parent)
@@ -276,13 +277,14 @@ static int object_products(struct kit_req *req, const struct taxonomy_kind *k)
 {
     struct ag_err err = {0};
     const char *id;
-    char sql[SQL_MAX];
+    char sql[TAXONOMY_SQL_MAX];
     int64_t found = 0;
 
     int rc = kit_req_param_id(req, "id", &id);
     if (rc < 0)
         return rc;
-    rc = sql_format(sql, "SELECT COUNT(*) FROM %s WHERE tenant = $1 AND id = $2", k->table);
+    rc =
+        taxonomy_sql_format(sql, "SELECT COUNT(*) FROM %s WHERE tenant = $1 AND id = $2", k->table);
     if (rc == 0)
         rc = kit_db_query_int(kit_req_db(req), sql,
                               KIT_DB_PARAMS(KIT_DB_TEXT(kit_req_tenant(req)), KIT_DB_TEXT(id)),
@@ -433,7 +435,7 @@ static int object_store(struct kit_db *db, const struct taxonomy_kind *k, bool c
     params[1] = KIT_DB_TEXT(tenant);
     params[2] = KIT_DB_INT(now);
 
-    ag_buf_init(&sql, SQL_MAX);
+    ag_buf_init(&sql, TAXONOMY_SQL_MAX);
     if (create) {
         rc = ag_buf_appendf(&sql, "INSERT INTO %s (id, tenant, created_at, updated_at", k->table);
         for (size_t i = 0; rc == 0 && i < n; i++)
@@ -469,13 +471,13 @@ static int answer_taken(struct kit_req *req, const struct taxonomy_kind *k,
 }
 
 /* The number of the tenant's products that use the object id into *out. */
-static int usage_count(struct kit_db *db, const struct taxonomy_kind *k, const char *tenant,
-                       const char *id, int64_t *out, struct ag_err *err)
+int taxonomy_usage_count(struct kit_db *db, const struct taxonomy_kind *k, const char *tenant,
+                         const char *id, int64_t *out, struct ag_err *err)
 {
-    char from[SQL_MAX], sql[SQL_MAX];
+    char from[TAXONOMY_SQL_MAX], sql[TAXONOMY_SQL_MAX];
     int rc = usage_from(k, from);
     if (rc == 0)
-        rc = sql_format(sql, "SELECT COUNT(*) %s", from);
+        rc = taxonomy_sql_format(sql, "SELECT COUNT(*) %s", from);
     if (rc == 0)
         rc = kit_db_query_int(db, sql, KIT_DB_PARAMS(KIT_DB_TEXT(tenant), KIT_DB_TEXT(id)), out,
                               err);
@@ -483,13 +485,13 @@ static int usage_count(struct kit_db *db, const struct taxonomy_kind *k, const c
 }
 
 /* The ids of the tenant's products that use the object id (at most TAXONOMY_PRODUCTS_MAX). */
-static int usage_ids(struct kit_db *db, const struct taxonomy_kind *k, const char *tenant,
-                     const char *id, struct kit_db_rows **out, struct ag_err *err)
+int taxonomy_usage_ids(struct kit_db *db, const struct taxonomy_kind *k, const char *tenant,
+                       const char *id, struct kit_db_rows **out, struct ag_err *err)
 {
-    char from[SQL_MAX], sql[SQL_MAX];
+    char from[TAXONOMY_SQL_MAX], sql[TAXONOMY_SQL_MAX];
     int rc = usage_from(k, from);
     if (rc == 0)
-        rc = sql_format(sql, "SELECT p.id %s ORDER BY p.id", from);
+        rc = taxonomy_sql_format(sql, "SELECT p.id %s ORDER BY p.id", from);
     if (rc == 0)
         rc = kit_db_query(db, sql, KIT_DB_PARAMS(KIT_DB_TEXT(tenant), KIT_DB_TEXT(id)),
                           TAXONOMY_PRODUCTS_MAX, out, err);
@@ -497,8 +499,8 @@ static int usage_ids(struct kit_db *db, const struct taxonomy_kind *k, const cha
 }
 
 /* Emits products.product.updated, with the product as it is now, for each product of ids. */
-static int products_emit_updated(struct kit_db *db, const char *tenant,
-                                 const struct kit_db_rows *ids, struct ag_err *err)
+int taxonomy_products_emit_updated(struct kit_db *db, const char *tenant,
+                                   const struct kit_db_rows *ids, struct ag_err *err)
 {
     int rc = 0;
     for (size_t r = 0; rc >= 0 && ids && r < kit_db_rows_count(ids); r++) {
@@ -527,7 +529,7 @@ static int brand_rename_products(struct kit_req *req, const char *id, const char
     const char *tenant = kit_req_tenant(req);
     int64_t count = 0;
 
-    int rc = usage_count(db, &kind_brands, tenant, id, &count, err);
+    int rc = taxonomy_usage_count(db, &kind_brands, tenant, id, &count, err);
     if (rc >= 0 && count > TAXONOMY_PRODUCTS_MAX) {
         kit_db_rollback(db);
         kit_resp_problem(req, 409,
@@ -536,14 +538,14 @@ static int brand_rename_products(struct kit_req *req, const char *id, const char
         return 1;
     }
     if (rc >= 0 && count > 0)
-        rc = usage_ids(db, &kind_brands, tenant, id, &ids, err);
+        rc = taxonomy_usage_ids(db, &kind_brands, tenant, id, &ids, err);
     if (rc >= 0 && count > 0)
         rc = kit_db_exec(
             db, sql,
             KIT_DB_PARAMS(KIT_DB_TEXT(name), KIT_DB_INT(now), KIT_DB_TEXT(tenant), KIT_DB_TEXT(id)),
             err);
     if (rc >= 0)
-        rc = products_emit_updated(db, tenant, ids, err);
+        rc = taxonomy_products_emit_updated(db, tenant, ids, err);
     kit_db_rows_free(ids);
     return rc < 0 ? rc : 0;
 }
@@ -629,208 +631,6 @@ out:
     return rc;
 }
 
-/*
- * Moves the products of the object id to target (target_name: its name, for brand_name),
- * stamping them updated at now: a column set to target, or link rows moved with the duplicates
- * (products linked to both) merged. Returns 0 or the database codes.
- */
-static int usage_move(struct kit_db *db, const struct taxonomy_kind *k, const char *tenant,
-                      const char *id, const char *target, const char *target_name, int64_t now,
-                      struct ag_err *err)
-{
-    char sql[SQL_MAX];
-    int rc;
-
-    if (k->product_column && k->names_products) {
-        rc = sql_format(sql,
-                        "UPDATE products SET %s = $1, updated_at = $2, brand_name = $5 "
-                        "WHERE tenant = $3 AND %s = $4",
-                        k->product_column, k->product_column);
-        if (rc == 0)
-            rc =
-                kit_db_exec(db, sql,
-                            KIT_DB_PARAMS(KIT_DB_TEXT(target), KIT_DB_INT(now), KIT_DB_TEXT(tenant),
-                                          KIT_DB_TEXT(id), KIT_DB_TEXT(target_name)),
-                            err);
-        return rc < 0 ? rc : 0;
-    }
-    if (k->product_column) {
-        rc = sql_format(sql,
-                        "UPDATE products SET %s = $1, updated_at = $2 "
-                        "WHERE tenant = $3 AND %s = $4",
-                        k->product_column, k->product_column);
-        if (rc == 0)
-            rc = kit_db_exec(db, sql,
-                             KIT_DB_PARAMS(KIT_DB_TEXT(target), KIT_DB_INT(now),
-                                           KIT_DB_TEXT(tenant), KIT_DB_TEXT(id)),
-                             err);
-        return rc < 0 ? rc : 0;
-    }
-    rc = sql_format(sql,
-                    "UPDATE products SET updated_at = $1 WHERE tenant = $2 AND id IN "
-                    "(SELECT product_id FROM %s WHERE %s = $3)",
-                    k->link_table, k->link_column);
-    if (rc == 0)
-        rc = kit_db_exec(db, sql,
-                         KIT_DB_PARAMS(KIT_DB_INT(now), KIT_DB_TEXT(tenant), KIT_DB_TEXT(id)), err);
-    /* The WHERE also keeps SQLite's parser from reading ON CONFLICT as a join constraint. */
-    if (rc >= 0)
-        rc = sql_format(sql,
-                        "INSERT INTO %s (product_id, %s) SELECT product_id, $1 FROM %s "
-                        "WHERE %s = $2 ON CONFLICT DO NOTHING",
-                        k->link_table, k->link_column, k->link_table, k->link_column);
-    if (rc >= 0)
-        rc = kit_db_exec(db, sql, KIT_DB_PARAMS(KIT_DB_TEXT(target), KIT_DB_TEXT(id)), err);
-    if (rc >= 0)
-        rc = sql_format(sql, "DELETE FROM %s WHERE %s = $1", k->link_table, k->link_column);
-    if (rc >= 0)
-        rc = kit_db_exec(db, sql, KIT_DB_PARAMS(KIT_DB_TEXT(id)), err);
-    return rc < 0 ? rc : 0;
-}
-
-/*
- * Locks the object id and the reassignment target (NULL: none) in id order, so two deletes
- * reassigning to each other cannot deadlock. Returns the rows (id, name) found, or db codes.
- */
-static int delete_lock(struct kit_db *db, const struct taxonomy_kind *k, const char *tenant,
-                       const char *id, const char *target, struct kit_db_rows **rows,
-                       struct ag_err *err)
-{
-    char sql[SQL_MAX];
-    int rc = sql_format(sql,
-                        "SELECT id, name FROM %s WHERE tenant = $1 AND id IN ($2, $3) "
-                        "ORDER BY id%s",
-                        k->table, kit_db_driver(db) == KIT_DB_POSTGRES ? " FOR UPDATE" : "");
-    if (rc == 0)
-        rc = kit_db_query(
-            db, sql,
-            KIT_DB_PARAMS(KIT_DB_TEXT(tenant), KIT_DB_TEXT(id), KIT_DB_TEXT(target ? target : id)),
-            2, rows, err);
-    return rc;
-}
-
-/*
- * DELETE /{id}[?reassign_to=other]: refused with 409 while products (or, for a category,
- * children) use the object, unless reassign_to names another object of the same resource to
- * take them over; all in one transaction.
- */
-static int object_delete(struct kit_req *req, const struct taxonomy_kind *k)
-{
-    struct kit_db *db = kit_req_db(req);
-    struct kit_db_rows *locked = NULL, *ids = NULL;
-    struct ag_err err = {0};
-    const char *tenant = kit_req_tenant(req), *id, *problem = NULL, *target_name = NULL;
-    const char *target = NULL;
-    bool found = false, target_found = false;
-    int64_t products = 0, children = 0, now = kit_now_ms();
-    char sql[SQL_MAX], message[64];
-
-    int rc = kit_req_param_id(req, "id", &id);
-    if (rc == 0)
-        rc = kit_req_query_once(req, "reassign_to", &target);
-    if (rc < 0)
-        return rc;
-    if (target && !kit_id_valid(target))
-        kit_req_invalid(req, "reassign_to", "must be the id of another object of this resource");
-    else if (target && strcmp(target, id) == 0)
-        kit_req_invalid(req, "reassign_to", "must not be the object being deleted");
-    if (kit_req_invalid_count(req) > 0)
-        return kit_resp_invalid(req);
-
-    rc = kit_db_begin(db, &err);
-    if (rc >= 0 && k->tree)
-        rc = categories_tree_lock(db, tenant, &err);
-    if (rc >= 0)
-        rc = delete_lock(db, k, tenant, id, target, &locked, &err);
-    if (rc < 0)
-        goto db_fail;
-    for (size_t r = 0; r < kit_db_rows_count(locked); r++) {
-        if (strcmp(kit_db_rows_text(locked, r, 0, NULL), id) == 0) {
-            found = true;
-        } else {
-            target_found = true;
-            target_name = kit_db_rows_text(locked, r, 1, NULL);
-        }
-    }
-    if (!found) {
-        kit_db_rollback(db);
-        rc = kit_resp_problem(req, 404, "no such %s", k->noun);
-        goto out;
-    }
-    if (target && !target_found) {
-        kit_db_rollback(db);
-        snprintf(message, sizeof message, "no such %s", k->noun);
-        kit_req_invalid(req, "reassign_to", message);
-        rc = kit_resp_invalid(req);
-        goto out;
-    }
-    rc = usage_count(db, k, tenant, id, &products, &err);
-    if (rc >= 0 && k->tree)
-        rc = categories_children_count(db, tenant, id, &children, &err);
-    if (rc < 0)
-        goto db_fail;
-    if (!target && (products > 0 || children > 0)) {
-        kit_db_rollback(db);
-        if (k->tree)
-            rc = kit_resp_problem(req, 409,
-                                  "the category has %lld child categories and %lld products: "
-                                  "delete with ?reassign_to=<another category's id> to move them",
-                                  (long long)children, (long long)products);
-        else
-            rc = kit_resp_problem(req, 409,
-                                  "the %s is used by %lld products: delete with "
-                                  "?reassign_to=<another %s's id> to move them",
-                                  k->noun, (long long)products, k->noun);
-        goto out;
-    }
-    if (products > TAXONOMY_PRODUCTS_MAX) {
-        kit_db_rollback(db);
-        rc = kit_resp_problem(req, 409,
-                              "the %s is used by %lld products: a reassignment moves at most %d",
-                              k->noun, (long long)products, TAXONOMY_PRODUCTS_MAX);
-        goto out;
-    }
-    if (children > 0) {
-        rc = categories_move_check(db, tenant, id, target, true, &problem, &err);
-        if (rc < 0)
-            goto db_fail;
-        if (problem) {
-            kit_db_rollback(db);
-            kit_req_invalid(req, "reassign_to", problem);
-            rc = kit_resp_invalid(req);
-            goto out;
-        }
-        rc = categories_reparent_children(db, tenant, id, target, now, &err);
-    }
-    if (rc >= 0 && products > 0)
-        rc = usage_ids(db, k, tenant, id, &ids, &err);
-    if (rc >= 0 && products > 0)
-        rc = usage_move(db, k, tenant, id, target, target_name, now, &err);
-    if (rc >= 0)
-        rc = sql_format(sql, "DELETE FROM %s WHERE tenant = $1 AND id = $2", k->table);
-    if (rc >= 0)
-        rc = kit_db_exec(db, sql, KIT_DB_PARAMS(KIT_DB_TEXT(tenant), KIT_DB_TEXT(id)), &err);
-    if (rc == AG_ECONFLICT) { /* a product took it up between the count and the delete */
-        kit_db_rollback(db);
-        rc = kit_resp_problem(req, 409, "the %s is still in use: try again", k->noun);
-        goto out;
-    }
-    if (rc >= 0)
-        rc = products_emit_updated(db, tenant, ids, &err);
-    if (rc >= 0)
-        rc = kit_db_commit(db, &err);
-    if (rc < 0)
-        goto db_fail;
-    rc = kit_resp_status(req, 204);
-    goto out;
-db_fail:
-    rc = kit_req_db_fail(req, rc, &err);
-out:
-    kit_db_rows_free(locked);
-    kit_db_rows_free(ids);
-    return rc;
-}
-
 /* ---- the handlers of catalog.h, one set per resource ---- */
 
 #define TAXONOMY_HANDLERS(res, kind)                                                               \
@@ -860,7 +660,7 @@ out:
     }                                                                                              \
     int res##_delete(struct kit_req *req)                                                          \
     {                                                                                              \
-        return object_delete(req, &(kind));                                                        \
+        return taxonomy_delete(req, &(kind));                                                      \
     }
 
 TAXONOMY_HANDLERS(categories, kind_categories)

@@ -1,6 +1,7 @@
 /*
  * agora-products: what classifies a product (categories, brands, types, catalogs, VAT rates):
- * one table-driven CRUD for the five (taxonomy.c) and the category tree's rules (categories.c).
+ * one table-driven CRUD for the five (taxonomy.c, its deletes in taxonomy_delete.c) and the
+ * category tree's rules (categories.c).
  */
 #ifndef PRODUCTS_TAXONOMY_H
 #define PRODUCTS_TAXONOMY_H
@@ -14,6 +15,7 @@
 enum {
     TAXONOMY_DEPTH_MAX = 32,       /* levels of the category tree; a root is level 1 */
     TAXONOMY_PRODUCTS_MAX = 10000, /* products one write may touch (reassignment, brand rename) */
+    TAXONOMY_SQL_MAX = 1024,       /* bytes of a statement composed by taxonomy_sql_format */
 };
 
 /*
@@ -36,6 +38,29 @@ struct taxonomy_kind {
     const char *link_table;     /* "product_categories", or NULL */
     const char *link_column;    /* "category_id" */
 };
+
+/* ---- taxonomy.c: shared with taxonomy_delete.c ---- */
+
+/* Formats a statement of the kind's identifiers into sql. Returns 0, or AG_ERANGE if too long. */
+__attribute__((format(printf, 2, 3))) int taxonomy_sql_format(char sql[TAXONOMY_SQL_MAX],
+                                                              const char *fmt, ...);
+
+/* The number of the tenant's products that use the object id into *out. Returns 0 or db codes. */
+int taxonomy_usage_count(struct kit_db *db, const struct taxonomy_kind *k, const char *tenant,
+                         const char *id, int64_t *out, struct ag_err *err);
+
+/* The ids of the tenant's products that use the object id into *out. Returns ≥ 0 or db codes. */
+int taxonomy_usage_ids(struct kit_db *db, const struct taxonomy_kind *k, const char *tenant,
+                       const char *id, struct kit_db_rows **out, struct ag_err *err);
+
+/* Emits products.product.updated for each product of ids (may be NULL). Returns 0 or db codes. */
+int taxonomy_products_emit_updated(struct kit_db *db, const char *tenant,
+                                   const struct kit_db_rows *ids, struct ag_err *err);
+
+/* ---- taxonomy_delete.c ---- */
+
+/* DELETE /{id}[?reassign_to=other] of an object of k: answers 204, 404, 409 or 422. */
+int taxonomy_delete(struct kit_req *req, const struct taxonomy_kind *k);
 
 /* ---- categories.c: the tree ---- */
 
