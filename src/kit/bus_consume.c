@@ -139,6 +139,9 @@ static int handle_event(struct kit_bus_consumer *c, struct kit_event *ev, bool i
     rc = s->handler(c->app, c->db, ev, herr);
     if (!kit_db_in_transaction(c->db))
         return ag_err_set(herr, AG_EINVAL, "the handler ended the kit's transaction");
+    if (rc >= 0 && kit_db_tx_failed(c->db)) /* PostgreSQL would refuse the rest of the batch */
+        return ag_err_set(herr, AG_EINVAL,
+                          "the handler returned success after a failed SQL statement");
     if (rc < 0) {
         if (!herr->msg[0])
             ag_err_set(herr, rc, "the handler failed with %s", ag_err_name(rc));
@@ -169,13 +172,15 @@ static void account(struct kit_bus_consumer *c, size_t from, size_t to)
  * of the envelope, sanitised so that any bytes can be stored) and the inbox row.
  */
 static int park_dead(struct kit_bus_consumer *c, const struct kit_bus_delivery *d,
-                     unsigned attempts, const char *error, struct ag_err *err)
+                     unsigned attempts, const char *error, bool malformed, struct ag_err *err)
 {
     int rc = AG_ENOMEM;
     json_t *root = json_loadb(d->envelope, d->len, 0, NULL);
     const char *id = json_string_value(json_object_get(root, "id"));
     char made_id[KIT_ID_LEN + 1];
-    if (!id || !*id || strlen(id) > 128) {
+    /* A malformed envelope's id is not trusted: under it, a later genuine event with that id
+     * would be skipped (inbox) or overwrite this row. It gets an id of its own, no inbox row. */
+    if (malformed || !id || !*id || strlen(id) > 128) {
         kit_id_new(made_id); /* an envelope without a usable id still needs a row */
         id = made_id;
     }
@@ -205,7 +210,7 @@ static int park_dead(struct kit_bus_consumer *c, const struct kit_bus_delivery *
                                    KIT_DB_TEXT(clean_env), KIT_DB_INT(attempts),
                                    KIT_DB_TEXT(clean_err), KIT_DB_INT(kit_now_ms())),
                      err);
-    if (rc >= 0)
+    if (rc >= 0 && !malformed)
         rc = kit_db_exec(c->db,
                          "INSERT INTO inbox (event_id, type, source, received_at) "
                          "VALUES ($1, $2, $3, $4) ON CONFLICT (event_id) DO NOTHING",
@@ -266,10 +271,11 @@ static int retry_alone(struct kit_bus_consumer *c, struct kit_bus_delivery *d, b
             goto out;
         rc = handle_event(c, &env.ev, true, &herr);
         if (rc >= 0) {
+            int outcome = rc; /* O_DONE or O_DUPLICATE: record and commit overwrite rc */
             if ((rc = c->drv->record(c->sub, c->db, d, err)) < 0 ||
                 (rc = kit_db_commit(c->db, err)) < 0)
                 goto out;
-            if (rc == O_DONE) {
+            if (outcome == O_DONE) {
                 ag_counter_inc(m->delivered);
                 ag_histogram_observe(m->delivery_seconds,
                                      (double)(kit_now_ms() - env.ev.time_ms) / 1000.0);
@@ -290,7 +296,7 @@ static int retry_alone(struct kit_bus_consumer *c, struct kit_bus_delivery *d, b
     if ((rc = kit_db_begin(c->db, err)) < 0)
         goto out;
     d->dead = true;
-    if ((rc = park_dead(c, d, attempts, last_error, err)) < 0 ||
+    if ((rc = park_dead(c, d, attempts, last_error, malformed, err)) < 0 ||
         (rc = c->drv->record(c->sub, c->db, d, err)) < 0 || (rc = kit_db_commit(c->db, err)) < 0) {
         d->dead = false;
         goto out;
@@ -438,10 +444,20 @@ static int replay_requested(struct kit_bus_consumer *c, struct ag_err *err)
                 env.ev.attempt = a;
                 if ((rc = kit_db_begin(c->db, err)) < 0)
                     break;
-                rc = handle_event(c, &env.ev, false, &herr);
-                if (rc >= 0)
-                    rc = kit_db_exec(c->db, "DELETE FROM dead_events WHERE event_id = $1",
-                                     KIT_DB_PARAMS(KIT_DB_TEXT(id)), err);
+                /* Claim the row first: another process of this service sharing the database
+                 * may be replaying it too (the row lock on PostgreSQL, the write lock on
+                 * SQLite); 0 rows means it was taken, so it is not applied twice. */
+                rc = kit_db_exec(c->db,
+                                 "DELETE FROM dead_events WHERE event_id = $1 "
+                                 "AND replay_requested = 1",
+                                 KIT_DB_PARAMS(KIT_DB_TEXT(id)), err);
+                if (rc == 0) {
+                    kit_db_rollback(c->db);
+                    kit_bus_envelope_release(&env);
+                    goto next;
+                }
+                if (rc > 0)
+                    rc = handle_event(c, &env.ev, false, &herr);
                 if (rc >= 0 && (rc = kit_db_commit(c->db, err)) == 0) {
                     done = true;
                     ag_counter_inc(m->delivered);
@@ -469,6 +485,7 @@ static int replay_requested(struct kit_bus_consumer *c, struct ag_err *err)
             ag_log_error("event parked as dead again", AG_F_STR("event_id", id),
                          AG_F_UINT("attempts", attempts), AG_F_STR("error", herr.msg));
         }
+    next:;
     }
 out:
     kit_db_rows_free(rows);

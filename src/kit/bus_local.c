@@ -25,6 +25,7 @@
 #include "kit/bus_internal.h"
 #include "kit/bus_schema.h"
 #include "kit/db.h"
+#include "core/log.h"
 #include "core/banned.h"
 
 enum {
@@ -212,6 +213,18 @@ static int local_sub_open(const char *url, const struct kit_bus_sub_config *cfg,
             goto out;
         rc = kit_db_query_int(db, "SELECT seq FROM bus_positions WHERE log = $1",
                               KIT_DB_PARAMS(KIT_DB_TEXT(sub->key)), &start, err);
+        int64_t end = 0;
+        if (rc == 0 && start > 0)
+            rc = kit_db_query_int(sub->log, "SELECT COALESCE(MAX(seq), 0) FROM events", NULL, 0,
+                                  &end, err);
+        if (rc == 0 && start > end) {
+            /* A log that ends before our position was replaced (deleted and made again): its
+             * seqs start over, so read it from the start; the inbox drops what was handled. */
+            ag_log_warn("bus log is behind this service's position: reading it from the start",
+                        AG_F_STR("log", sub->key), AG_F_INT("position", start),
+                        AG_F_INT("log_end", end));
+            start = 0;
+        }
     } else if (!cfg->from_start) {
         rc = kit_db_query_int(sub->log, "SELECT COALESCE(MAX(seq), 0) FROM events", NULL, 0, &start,
                               err);

@@ -30,8 +30,9 @@
 #include "core/banned.h"
 
 enum {
-    PRUNE_EVERY_MS = 10000,   /* how often sent rows past their keep time are deleted */
-    SEQ_LIST_MAX = 16 * 1024, /* the JSON array of published seqs */
+    PRUNE_EVERY_MS = 10000,    /* how often sent rows past their keep time are deleted */
+    SEQ_LIST_MAX = 16 * 1024,  /* the JSON array of published seqs */
+    RELAY_JOIN_TIMEOUT_S = 15, /* a stop waits this long for a publish in progress */
 };
 
 struct kit_bus_relay {
@@ -64,7 +65,13 @@ static bool relay_back_off(struct kit_bus_relay *r, const char *what, const stru
     r->backoff_ms = r->backoff_ms == 0 ? KIT_BUS_BACKOFF_FIRST_MS : r->backoff_ms * 2;
     if (r->backoff_ms > KIT_BUS_BACKOFF_MAX_MS)
         r->backoff_ms = KIT_BUS_BACKOFF_MAX_MS;
-    return kit_bus_stop_wait(r->stop, r->backoff_ms);
+    /* The whole back-off, whatever commits poke meanwhile (a poke ends a wait early): under
+     * write load a down bus would otherwise be reconnected to at every commit. */
+    int64_t deadline = monotonic_ms() + r->backoff_ms;
+    for (int64_t left = r->backoff_ms; left > 0; left = deadline - monotonic_ms())
+        if (kit_bus_stop_wait(r->stop, (unsigned)left))
+            return true;
+    return false;
 }
 
 /* Marks exactly the published rows sent: their seqs as a JSON array, one statement. */
@@ -260,6 +267,19 @@ void kit_bus_relay_stop(struct kit_bus_relay *r)
     if (!r)
         return;
     kit_bus_stop_request(r->stop);
-    pthread_join(r->thread, NULL);
+    /*
+     * Bounded: librabbitmq writes a publish with no deadline, so a broker that stopped reading
+     * (a memory or disk alarm) can hold the relay in a send for ever. Then the process stops
+     * without it: what it was publishing is still pending in the outbox, published again at
+     * the next start.
+     */
+    struct timespec deadline;
+    clock_gettime(CLOCK_REALTIME, &deadline);
+    deadline.tv_sec += RELAY_JOIN_TIMEOUT_S;
+    if (pthread_timedjoin_np(r->thread, NULL, &deadline) != 0) {
+        ag_log_error("bus relay did not stop: it is blocked publishing; leaving it behind",
+                     AG_F_UINT("waited_s", RELAY_JOIN_TIMEOUT_S));
+        return; /* the thread still uses r: not freed, the process is ending */
+    }
     relay_free(r);
 }

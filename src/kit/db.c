@@ -364,6 +364,11 @@ bool kit_db_in_transaction(const struct kit_db *db)
                                        : kit_db_pg_in_transaction(db->pg);
 }
 
+bool kit_db_tx_failed(const struct kit_db *db)
+{
+    return db && db->driver == KIT_DB_POSTGRES && kit_db_pg_tx_failed(db->pg);
+}
+
 int kit_db_begin(struct kit_db *db, struct ag_err *err)
 {
     int rc;

@@ -115,6 +115,12 @@ int kit_db_begin(struct kit_db *db, struct ag_err *err);
 int kit_db_commit(struct kit_db *db, struct ag_err *err);
 int kit_db_rollback(struct kit_db *db);
 bool kit_db_in_transaction(const struct kit_db *db);
+/*
+ * True when a statement failed inside the open transaction and the database now refuses
+ * everything but a rollback (PostgreSQL; SQLite carries on after a failed statement, so never
+ * there). Code that carries on after an error it tolerated must check this.
+ */
+bool kit_db_tx_failed(const struct kit_db *db);
 
 /* True when a trivial query succeeds now (for /readyz). */
 bool kit_db_ping(struct kit_db *db);

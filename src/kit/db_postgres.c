@@ -257,6 +257,11 @@ bool kit_db_pg_in_transaction(const struct kit_db_pg *db)
     return db && (db->lost_in_tx || tx_open_now(db));
 }
 
+bool kit_db_pg_tx_failed(const struct kit_db_pg *db)
+{
+    return db && (db->lost_in_tx || PQtransactionStatus(db->conn) == PQTRANS_INERROR);
+}
+
 /* Makes the connection usable: reconnects one lost outside a transaction. */
 static int pg_ready(struct kit_db_pg *db, struct ag_err *err)
 {

@@ -51,5 +51,7 @@ int kit_db_pg_commit(struct kit_db_pg *db, struct ag_err *err);
 int kit_db_pg_rollback(struct kit_db_pg *db);
 /* True while a transaction is open, or was open when the connection was lost. */
 bool kit_db_pg_in_transaction(const struct kit_db_pg *db);
+/* True when a statement failed in the open transaction (only a rollback is accepted now). */
+bool kit_db_pg_tx_failed(const struct kit_db_pg *db);
 
 #endif

@@ -167,6 +167,34 @@ static void test_failed_transaction_commit(void **state)
     kit_db_close(db);
 }
 
+/* After a failed statement only a rollback is accepted: to a savepoint too (the bus consumer
+ * undoes one event's handler that way), and kit_db_tx_failed says so meanwhile. */
+static void test_rollback_to_savepoint_after_failure(void **state)
+{
+    struct kit_db *db = env_open(*state);
+    struct ag_err err = {0};
+    EXEC_OK(db, create_t);
+    assert_int_equal(kit_db_begin(db, &err), 0);
+    assert_int_equal(
+        kit_db_exec(db, "INSERT INTO t (id) VALUES ($1)", KIT_DB_PARAMS(KIT_DB_TEXT("kept")), &err),
+        1);
+    assert_int_equal(kit_db_exec(db, "SAVEPOINT one", NULL, 0, &err), 0);
+    assert_false(kit_db_tx_failed(db));
+    assert_int_equal(
+        kit_db_exec(db, "INSERT INTO t (id) VALUES ($1)", KIT_DB_PARAMS(KIT_DB_TEXT("kept")), &err),
+        AG_ECONFLICT);
+    assert_true(kit_db_tx_failed(db));
+    assert_int_equal(kit_db_exec(db, "SELECT 1", NULL, 0, &err), AG_EINVAL);
+    assert_int_equal(kit_db_exec(db, "ROLLBACK TO SAVEPOINT one", NULL, 0, &err), 0);
+    assert_false(kit_db_tx_failed(db));
+    assert_int_equal(
+        kit_db_exec(db, "INSERT INTO t (id) VALUES ($1)", KIT_DB_PARAMS(KIT_DB_TEXT("also")), &err),
+        1);
+    assert_int_equal(kit_db_commit(db, &err), 0);
+    assert_int_equal(query_int(db, "SELECT count(*) FROM t", NULL, 0), 2);
+    kit_db_close(db);
+}
+
 static void test_lock_not_available(void **state)
 {
     struct kit_db *a = env_open(*state), *b = env_open(*state);
@@ -246,6 +274,7 @@ int main(void)
         PG(test_reconnect_outside_transaction),
         PG(test_connection_lost_in_transaction),
         PG(test_failed_transaction_commit),
+        PG(test_rollback_to_savepoint_after_failure),
         PG(test_lock_not_available),
         PG(test_serialization_failure),
         PG(test_schema_change_under_cache),
