@@ -126,6 +126,7 @@ def test_every_event_takes_effect_once_under_kills(bus_platform):
 
 def test_dead_event_is_parked_and_replayed(bus_platform):
     p = bus_platform
+    p.wait_ready()  # a process killed by the test before may still be restarting
     token = p.mint("admin")
     open(p.fail_file, "w").close()
     try:
