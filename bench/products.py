@@ -87,7 +87,7 @@ def search_queries(items, count=200, seed=7):
 
 
 def run_backend(args, backend, workdir):
-    extra, cluster = {}, None
+    extra, cluster = {"AGORA_PRODUCTS_CACHE_MB": str(args.cache_mb)}, None
     if backend == "postgres":
         from support.postgres import PostgresCluster
         cluster = PostgresCluster()
@@ -165,6 +165,9 @@ def main():
     ap.add_argument("--search-connections", type=int, default=4, help="wrk connections (search)")
     ap.add_argument("--search-duration", type=int, default=10, help="seconds of search")
     ap.add_argument("--wrk-threads", type=int, default=2, help="wrk -t")
+    ap.add_argument("--cache-mb", type=int, default=64,
+                    help="agora-products' read cache (AGORA_PRODUCTS_CACHE_MB); 0 measures the "
+                         "database read path alone")
     ap.add_argument("--keep", action="store_true", help="keep the scratch directory")
     ap.add_argument("--json", metavar="FILE", help="also write the results as JSON to FILE")
     args = ap.parse_args()
@@ -185,6 +188,7 @@ def main():
     gwb.tmpdir = None if args.keep else workdir
     say("== products: GET /api/v1/products/{id} vs the gateway's proxied hello; full-text search ==")
     say(f"command: bench/products.py {' '.join(sys.argv[1:])}")
+    say(f"read cache {args.cache_mb} MiB (AGORA_PRODUCTS_CACHE_MB; 0: every read goes to the database)")
     say(f"{args.products} products, workers {args.workers} per process, {args.rounds} rounds x "
         f"{args.duration} s, {args.connections} connections, wrk -t{args.wrk_threads}; scratch {workdir}")
     results = {}

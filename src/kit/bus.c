@@ -183,6 +183,9 @@ static void bus_wake(void *ctx)
     struct kit_bus_relay *r = atomic_load(&bus->relay);
     if (r)
         kit_bus_relay_wake(r);
+    const struct kit_service *svc = bus->app ? kit_app_service(bus->app) : NULL;
+    if (svc && svc->on_events_committed)
+        svc->on_events_committed(bus->app);
 }
 
 int kit_bus_new(const struct kit_bus_settings *s, const char *service, const char *db_url,

@@ -101,6 +101,22 @@ const char *kit_app_db_url(const struct kit_app *app)
     return app->settings.db;
 }
 
+int kit_app_db_open(struct kit_app *app, struct kit_db **out, struct ag_err *err)
+{
+    struct kit_db *db = NULL;
+    int rc = kit_db_open(app->settings.db, &db, err);
+    if (rc == 0 && (rc = kit_bus_attach(app->bus, db)) == 0)
+        rc = kit_db_event_context(db, app->settings.default_tenant, NULL);
+    if (rc < 0 && db) {
+        kit_db_close(db);
+        db = NULL;
+        if (rc == AG_ENOMEM)
+            ag_err_set(err, AG_ENOMEM, "out of memory setting up a connection");
+    }
+    *out = db;
+    return rc;
+}
+
 const char *kit_app_setting(const struct kit_app *app, const char *env)
 {
     for (size_t i = 0; env && i < app->svc->setting_count; i++)

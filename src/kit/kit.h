@@ -106,6 +106,12 @@ struct kit_service {
     /* Optional. Runs after the last request ended, before the connections close. */
     void (*on_stop)(struct kit_app *app);
     /*
+     * Optional. Called after a commit that emitted events (kit_event_emit), on the thread that
+     * committed, on every connection the kit made (workers, the consumer, kit_app_db_open):
+     * a cache of the service's own data can drop what the commit changed. Must be cheap.
+     */
+    void (*on_events_committed)(struct kit_app *app);
+    /*
      * Optional: the events this service consumes (kit/bus.h). With any, the kit runs a
      * consumer thread that delivers each matching event once, in a transaction, to its handler.
      */
@@ -128,6 +134,12 @@ const struct kit_service *kit_app_service(const struct kit_app *app);
 struct kit_db *kit_app_db(struct kit_app *app);
 void kit_app_set_data(struct kit_app *app, void *data);
 void *kit_app_data(const struct kit_app *app);
+/*
+ * A new connection to the service's database for a thread of the service's own (a sweeper):
+ * its events carry the service's source, and its commits wake the relay and call
+ * on_events_committed, like the kit's connections. Close it with kit_db_close.
+ */
+int kit_app_db_open(struct kit_app *app, struct kit_db **out, struct ag_err *err);
 /* The configured database URL ("sqlite:var/data/auth.db", "postgres://..."). */
 const char *kit_app_db_url(const struct kit_app *app);
 /*
@@ -159,6 +171,8 @@ const char *kit_req_param(const struct kit_req *req, const char *name);
  */
 int kit_req_param_id(struct kit_req *req, const char *name, const char **out);
 
+/* The query string as received (after '?', not decoded; empty when none). */
+struct ag_str kit_req_query_string(const struct kit_req *req);
 /* A query parameter by name, percent-decoded ('+' is a space); NULL when absent. The first
  * occurrence wins; a parameter given twice is answered 400 by the typed getters below. */
 const char *kit_req_query(const struct kit_req *req, const char *name);

@@ -249,6 +249,11 @@ int kit_resp_query_invalid(struct kit_req *req, const char *name, const char *me
     return AG_EINVAL;
 }
 
+struct ag_str kit_req_query_string(const struct kit_req *req)
+{
+    return req->query;
+}
+
 int kit_req_query_once(struct kit_req *req, const char *name, const char **out)
 {
     const char *v = NULL;

@@ -16,6 +16,7 @@
 #include "kit/bus.h"
 #include "kit/db.h"
 #include "kit/kit.h"
+#include "read_cache.h"
 
 enum {
     CATALOG_PRICE_MAX = 100000000000LL, /* minor units: a billion in a two-decimal currency */
@@ -27,6 +28,7 @@ enum {
 /* Built once by on_start, read-only afterwards (shared by every worker). */
 struct catalog_ctx {
     struct kit_blob_store *blobs;  /* AGORA_BLOBS, default file:var/blobs */
+    struct read_cache *cache;      /* public reads (read_cache.h); NULL when disabled */
     int64_t default_low_threshold; /* AGORA_PRODUCTS_LOW_STOCK: low-stock threshold by default */
     pthread_t expiry_thread;       /* releases expired reservations (inventory.c) */
     bool expiry_running;

@@ -45,38 +45,70 @@ static const struct kit_setting settings[] = {
     {"AGORA_BLOBS", "file:var/blobs", "where product images are stored (file:PATH)"},
     {"AGORA_PRODUCTS_LOW_STOCK", "5",
      "a new product's low-stock threshold (products.inventory.low), 0..1000000000"},
+    {"AGORA_PRODUCTS_CACHE_MB", "64",
+     "memory for cached public reads (a product, a list or search page), 0..4096; 0: no cache"},
+    {"AGORA_PRODUCTS_CACHE_TTL_MS", "10000",
+     "how long a cached read lives (1..60000): bounds how long another replica's change is "
+     "unseen; this process's own changes drop the cache at once"},
 };
+
+/* Reads an integer setting in [min, max] into *out (unset: keeps *out). */
+static int setting_int(struct kit_app *app, const char *env, int64_t min, int64_t max, int64_t *out,
+                       struct ag_err *err)
+{
+    const char *text = kit_app_setting(app, env);
+    char *end = NULL;
+    if (!text || !*text)
+        return 0;
+    long long v = strtoll(text, &end, 10);
+    if (*end || v < min || v > max)
+        return ag_err_set(err, AG_EINVAL, "%s: expected an integer from %lld to %lld, got \"%s\"",
+                          env, (long long)min, (long long)max, text);
+    *out = v;
+    return 0;
+}
 
 static int catalog_start(struct kit_app *app, struct ag_err *err)
 {
     struct catalog_ctx *ctx = calloc(1, sizeof *ctx);
     const char *blobs = kit_app_setting(app, "AGORA_BLOBS");
-    const char *low = kit_app_setting(app, "AGORA_PRODUCTS_LOW_STOCK");
-    char *end = NULL;
+    int64_t cache_mb = 64, ttl_ms = 10000;
     int rc;
 
     if (!ctx)
         return ag_err_set(err, AG_ENOMEM, "out of memory");
-    ctx->default_low_threshold = low && *low ? strtoll(low, &end, 10) : 5;
-    if ((end && *end) || ctx->default_low_threshold < 0 ||
-        ctx->default_low_threshold > CATALOG_QUANTITY_MAX) {
-        free(ctx);
-        return ag_err_set(err, AG_EINVAL,
-                          "AGORA_PRODUCTS_LOW_STOCK: expected an integer from 0 to %d, got \"%s\"",
-                          CATALOG_QUANTITY_MAX, low);
-    }
-    rc = kit_blob_open(blobs && *blobs ? blobs : "file:var/blobs", &ctx->blobs, err);
+    ctx->default_low_threshold = 5;
+    rc = setting_int(app, "AGORA_PRODUCTS_LOW_STOCK", 0, CATALOG_QUANTITY_MAX,
+                     &ctx->default_low_threshold, err);
+    if (rc == 0)
+        rc = setting_int(app, "AGORA_PRODUCTS_CACHE_MB", 0, 4096, &cache_mb, err);
+    if (rc == 0)
+        rc = setting_int(app, "AGORA_PRODUCTS_CACHE_TTL_MS", 1, 60000, &ttl_ms, err);
+    if (rc == 0 && read_cache_new((size_t)cache_mb << 20, ttl_ms, &ctx->cache) < 0)
+        rc = ag_err_set(err, AG_ENOMEM, "out of memory for the read cache");
+    if (rc == 0)
+        rc = kit_blob_open(blobs && *blobs ? blobs : "file:var/blobs", &ctx->blobs, err);
     if (rc == 0)
         rc = reservations_expiry_start(app, ctx, err);
     if (rc < 0) {
         kit_blob_close(ctx->blobs);
+        read_cache_free(ctx->cache);
         free(ctx);
         return rc;
     }
     ag_log_info("products ready", AG_F_STR("blobs", blobs ? blobs : "file:var/blobs"),
-                AG_F_INT("low_stock_default", ctx->default_low_threshold));
+                AG_F_INT("low_stock_default", ctx->default_low_threshold),
+                AG_F_INT("cache_mb", cache_mb), AG_F_INT("cache_ttl_ms", ttl_ms));
     kit_app_set_data(app, ctx);
     return 0;
+}
+
+/* A commit that changed the catalog (it emitted an event): cached reads may be stale. */
+static void catalog_events_committed(struct kit_app *app)
+{
+    struct catalog_ctx *ctx = kit_app_data(app);
+    if (ctx)
+        read_cache_invalidate(ctx->cache);
 }
 
 static void catalog_stop(struct kit_app *app)
@@ -87,6 +119,7 @@ static void catalog_stop(struct kit_app *app)
         return;
     reservations_expiry_stop(ctx);
     kit_blob_close(ctx->blobs);
+    read_cache_free(ctx->cache);
     free(ctx);
     kit_app_set_data(app, NULL);
 }
@@ -103,6 +136,7 @@ static const struct kit_service service = {
     .setting_count = sizeof settings / sizeof settings[0],
     .on_start = catalog_start,
     .on_stop = catalog_stop,
+    .on_events_committed = catalog_events_committed,
 };
 
 int main(int argc, char **argv)

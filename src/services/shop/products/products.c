@@ -167,17 +167,73 @@ int products_load(struct kit_db *db, const char *tenant, const char *id, json_t 
     return rc < 0 ? rc : 0;
 }
 
+/* ---- the read cache (read_cache.h): public reads only, as the bytes answered ---- */
+
+/* The cache to use for this request: NULL for admins and services, who see what the public
+ * does not (inactive products), and when the cache is off. */
+static struct read_cache *cache_for(struct kit_req *req)
+{
+    if (kit_req_has_role(req, "admin") || kit_req_has_role(req, "service"))
+        return NULL;
+    return catalog_ctx_of(req)->cache;
+}
+
+/* Answers 200 from the cache when it holds key. True when it answered. */
+static bool cache_answer(struct kit_req *req, struct read_cache *cache, const struct ag_buf *key)
+{
+    struct ag_buf body;
+    bool hit = false;
+    if (!cache)
+        return false;
+    ag_buf_init(&body, 1 << 20);
+    if (read_cache_get(cache, ag_buf_str(key), &body)) {
+        struct ag_str b = ag_buf_str(&body);
+        hit = kit_resp_raw(req, 200, "application/json", b.p, b.len) == 0;
+    }
+    ag_buf_release(&body);
+    return hit;
+}
+
+/* Answers 200 with body (taken), and keeps its bytes under key when cache is set. */
+static int cache_respond(struct kit_req *req, struct read_cache *cache, const struct ag_buf *key,
+                         uint64_t generation, json_t *body)
+{
+    if (!cache || !body)
+        return kit_resp_json(req, 200, body);
+    char *text = json_dumps(body, JSON_COMPACT);
+    json_decref(body);
+    if (!text)
+        return AG_ENOMEM;
+    size_t len = strlen(text);
+    read_cache_put(cache, ag_buf_str(key), generation, text, len);
+    int rc = kit_resp_raw(req, 200, "application/json", text, len);
+    free(text);
+    return rc;
+}
+
 int products_get(struct kit_req *req)
 {
     struct ag_err err = {0};
+    struct read_cache *cache = cache_for(req);
+    struct ag_buf key;
     json_t *product = NULL;
     const char *id;
     int rc = kit_req_param_id(req, "id", &id);
     if (rc < 0)
         return rc;
+    ag_buf_init(&key, 4096);
+    if (cache && ag_buf_appendf(&key, "p\n%s\n%s", kit_req_tenant(req), id) < 0)
+        cache = NULL;
+    if (cache_answer(req, cache, &key)) {
+        ag_buf_release(&key);
+        return 0;
+    }
+    uint64_t generation = read_cache_generation(cache);
     rc = products_load(kit_req_db(req), kit_req_tenant(req), id, &product, &err);
-    if (rc < 0)
+    if (rc < 0) {
+        ag_buf_release(&key);
         return kit_req_db_fail(req, rc, &err);
+    }
     /* An inactive product is hidden from the shop; admins and services still see it. */
     if (product && !json_is_true(json_object_get(product, "active")) &&
         !kit_req_has_role(req, "admin") && !kit_req_has_role(req, "service")) {
@@ -185,8 +241,11 @@ int products_get(struct kit_req *req)
         product = NULL;
     }
     if (!product)
-        return kit_resp_problem(req, 404, "no such product");
-    return kit_resp_json(req, 200, product);
+        rc = kit_resp_problem(req, 404, "no such product");
+    else
+        rc = cache_respond(req, cache, &key, generation, product);
+    ag_buf_release(&key);
+    return rc;
 }
 
 /* ---- the list ---- */
@@ -198,11 +257,24 @@ int products_list_scoped(struct kit_req *req, enum products_scope scope, const c
     struct search_sql sql;
     struct kit_db_rows *rows = NULL;
     struct ag_err err = {0};
+    struct read_cache *cache = cache_for(req);
+    struct ag_buf key;
     json_t *items = NULL;
     int64_t total = 0;
     int rc = search_filters_parse(req, scope, scope_id, &filters);
     if (rc < 0)
         return rc;
+    /* the key: what decides the answer — tenant, path scope and the query string as sent */
+    struct ag_str query = kit_req_query_string(req);
+    ag_buf_init(&key, 8192);
+    if (cache && ag_buf_appendf(&key, "l\n%s\n%d\n%s\n%.*s", kit_req_tenant(req), (int)scope,
+                                scope_id ? scope_id : "", (int)query.len, query.p) < 0)
+        cache = NULL;
+    if (cache_answer(req, cache, &key)) {
+        ag_buf_release(&key);
+        return 0;
+    }
+    uint64_t generation = read_cache_generation(cache);
     search_sql_init(&sql);
     rc = search_sql_build(&sql, &filters, kit_db_driver(db), kit_req_tenant(req),
                           product_columns(db));
@@ -225,13 +297,18 @@ int products_list_scoped(struct kit_req *req, enum products_scope scope, const c
     for (size_t r = 0; items && r < kit_db_rows_count(rows); r++)
         if (json_array_append_new(items, product_from_row(rows, r)) < 0)
             goto out;
-    if (items)
-        rc = kit_resp_page(req, items, &filters.page, total);
+    if (items) {
+        json_t *page =
+            json_pack("{s:o, s:I, s:I, s:I}", "items", items, "page", (json_int_t)filters.page.page,
+                      "per_page", (json_int_t)filters.page.per_page, "total", (json_int_t)total);
+        rc = page ? cache_respond(req, cache, &key, generation, page) : AG_ENOMEM;
+    }
     items = NULL;
 out:
     json_decref(items);
     kit_db_rows_free(rows);
     search_sql_release(&sql);
+    ag_buf_release(&key);
     return rc;
 }
 

@@ -623,18 +623,9 @@ static void *expiry_main(void *arg)
 int reservations_expiry_start(struct kit_app *app, struct catalog_ctx *ctx, struct ag_err *err)
 {
     pthread_condattr_t attr;
-    char source[96];
-    int rc = kit_db_open(kit_app_db_url(app), &expiry.db, err);
+    int rc = kit_app_db_open(app, &expiry.db, err);
     if (rc < 0)
         return rc;
-    /* The kit sets this on its own connections; the sweep's events come from the service too.
-     * (The relay is not woken on this connection's commits: it finds them on its next poll.) */
-    snprintf(source, sizeof source, "agora/%s", kit_app_service(app)->name);
-    if (kit_db_event_source(expiry.db, source) < 0) {
-        kit_db_close(expiry.db);
-        expiry.db = NULL;
-        return ag_err_set(err, AG_ENOMEM, "cannot set the expiry connection's event source");
-    }
     /* A monotonic clock, so a change of the wall clock neither stalls nor rushes the sweep. */
     if (pthread_condattr_init(&attr) != 0 ||
         pthread_condattr_setclock(&attr, CLOCK_MONOTONIC) != 0 ||

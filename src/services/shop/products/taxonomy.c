@@ -622,6 +622,8 @@ static int object_write(struct kit_req *req, const struct taxonomy_kind *k, enum
         rc = kit_db_commit(db, &err);
     if (rc < 0)
         goto db_fail;
+    /* a moved category changes the lists filtered by its ancestors, with no product event */
+    read_cache_invalidate(catalog_ctx_of(req)->cache);
     rc = object_respond(req, k, id, mode == WRITE_CREATE);
     goto out;
 db_fail:

@@ -202,6 +202,7 @@ int taxonomy_delete(struct kit_req *req, const struct taxonomy_kind *k)
         rc = kit_db_commit(db, &err);
     if (rc < 0)
         goto db_fail;
+    read_cache_invalidate(catalog_ctx_of(req)->cache); /* lists scoped by what is gone */
     rc = kit_resp_status(req, 204);
     goto out;
 db_fail:

@@ -1,0 +1,36 @@
+/*
+ * The catalog's read cache: answered public reads (a product by id, a list or a search page) as
+ * the bytes sent, keyed by tenant and request. Any change in this process drops it all at once
+ * (a generation number, bumped after every commit that changed the catalog); entries also expire
+ * after a TTL, which bounds how long another replica's change stays unseen. Thread-safe.
+ */
+#ifndef PRODUCTS_READ_CACHE_H
+#define PRODUCTS_READ_CACHE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "core/buf.h"
+
+struct read_cache;
+
+/* budget_bytes 0: no cache (every call below is a no-op or a miss). */
+int read_cache_new(size_t budget_bytes, int64_t ttl_ms, struct read_cache **out);
+void read_cache_free(struct read_cache *c); /* NULL allowed */
+
+/* Drops every entry (cheap: bumps the generation). NULL allowed. */
+void read_cache_invalidate(struct read_cache *c);
+/* The generation now: take it before reading the database, give it to read_cache_put. */
+uint64_t read_cache_generation(const struct read_cache *c);
+
+/* On a hit, appends the cached body to out and returns true. */
+bool read_cache_get(struct read_cache *c, struct ag_str key, struct ag_buf *out);
+/*
+ * Stores body under key, unless the catalog changed since generation was taken (the body may
+ * be older than that change) or the body does not fit the budget.
+ */
+void read_cache_put(struct read_cache *c, struct ag_str key, uint64_t generation, const char *body,
+                    size_t len);
+
+#endif
