@@ -204,6 +204,20 @@ def _finish(servers):
         pytest.fail("server did not end cleanly:\n" + "\n".join(report), pytrace=False)
 
 
+@pytest.fixture(scope="session")
+def postgres_cluster():
+    """One throw-away PostgreSQL cluster for the whole session, shared by the suites that run
+    on PostgreSQL (each makes its own databases); started only when a test needs it."""
+    from support.postgres import PostgresCluster
+
+    cluster = PostgresCluster()
+    cluster.start()
+    try:
+        yield cluster
+    finally:
+        cluster.stop()
+
+
 @pytest.fixture(autouse=True)
 def hang_watchdog():
     """Prints every thread's stack if one test runs for minutes (pytest-timeout is not installed)."""

@@ -38,19 +38,6 @@ def _openapi():
     return _api
 
 
-@pytest.fixture(scope="session")
-def postgres_cluster():
-    """One throw-away PostgreSQL cluster for the session (started only when a test needs it)."""
-    from support.postgres import PostgresCluster
-
-    cluster = PostgresCluster()
-    cluster.start()
-    try:
-        yield cluster
-    finally:
-        cluster.stop()
-
-
 @pytest.fixture(scope="session", params=["sqlite", "postgres"])
 def platform(request):
     backend = request.param

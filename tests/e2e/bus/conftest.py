@@ -95,18 +95,6 @@ class BusPlatform(Platform):
 
 
 @pytest.fixture(scope="session")
-def postgres_cluster():
-    from support.postgres import PostgresCluster
-
-    cluster = PostgresCluster()
-    cluster.start()
-    try:
-        yield cluster
-    finally:
-        cluster.stop()
-
-
-@pytest.fixture(scope="session")
 def rabbitmq():
     from support.rabbitmq import RabbitMQ
 
