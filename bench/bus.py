@@ -61,7 +61,7 @@ def percentile(sorted_values, p):
     return sorted_values[min(len(sorted_values) - 1, int(len(sorted_values) * p))]
 
 
-def one_round(args, plat, token, probe_port, db_path, round_no):
+def one_round(args, token, probe_port, db_path, round_no):
     before = count(db_path)
     st, body = authb.call(probe_port, "POST", "/probe/emit", {"count": args.events, "batch": args.batch},
                           token=token, timeout=600)
@@ -118,7 +118,7 @@ def run_driver(args, driver, workdir):
         plat.start()
         token = plat.agora("token", "--user", "bench", "--roles", "admin").strip()
         db_path = os.path.join(workdir, "var", "data", "probe.db")
-        return [one_round(args, plat, token, probe_port, db_path, i + 1) for i in range(args.rounds)]
+        return [one_round(args, token, probe_port, db_path, i + 1) for i in range(args.rounds)]
     finally:
         plat.stop()
         if broker is not None:

@@ -40,6 +40,13 @@ int cli_mkdir_p(const char *dir, unsigned mode);
 /* True when a process with this pid exists (a zombie counts). */
 bool cli_pid_alive(long pid);
 
+/*
+ * Splits "http://host[:port][/path]" into host (without IPv6 brackets), port (1..65535; "80"
+ * when absent) and path ("/" when absent), NUL-terminated copies. AG_EINVAL when malformed.
+ */
+int cli_url_split(const char *url, char *host, size_t host_size, char *port, size_t port_size,
+                  const char **path);
+
 /* Writes len bytes to path through a temporary file in the same directory and rename. */
 int cli_write_atomic(const char *path, const char *data, size_t len);
 

@@ -266,65 +266,53 @@ static int pick_services(const struct platform *p, const char *name,
     return 0;
 }
 
-/* A session to proc's own port with an admin token. */
-static int service_session(const struct platform *p, const struct platform_process *proc,
+/* An admin token for the services' kit endpoints (minted once per command). */
+static int admin_token(const struct platform *p, char **token)
+{
+    struct ag_err err = {0};
+    if (token_mint_admin(p, "agora-events", NULL, TOKEN_TTL_S, token, &err) < 0)
+        return cli_fail("%s", err.msg);
+    return CLI_EXIT_OK;
+}
+
+/* A session to proc's own port with token. */
+static int service_session(const struct platform_process *proc, const char *token,
                            struct http_session **out)
 {
     struct ag_err err = {0};
-    char *token = NULL;
-    int rc = CLI_EXIT_OK;
-    if (token_mint_admin(p, "agora-events", NULL, TOKEN_TTL_S, &token, &err) < 0)
-        return cli_fail("%s", err.msg);
     if (http_session_new(proc->url, token, CALL_TIMEOUT_MS, out, &err) < 0)
-        rc = cli_fail("%s: %s", proc->name, err.msg);
-    free(token);
-    return rc;
-}
-
-/* A time the kit may give as RFC 3339 text or as milliseconds since the epoch. */
-static void format_time(const json_t *v, char *out, size_t size)
-{
-    if (json_is_string(v)) {
-        snprintf(out, size, "%s", json_string_value(v));
-    } else if (json_is_integer(v)) {
-        time_t s = (time_t)(json_integer_value(v) / 1000);
-        struct tm tm;
-        if (gmtime_r(&s, &tm))
-            strftime(out, size, "%Y-%m-%dT%H:%M:%SZ", &tm);
-        else
-            snprintf(out, size, "-");
-    } else {
-        snprintf(out, size, "-");
-    }
+        return cli_fail("%s: %s", proc->name, err.msg);
+    return CLI_EXIT_OK;
 }
 
 /* Prints one dead event as a table row; the error on one line, cut at 100 characters. */
 static void dead_row(const char *service, const json_t *item)
 {
-    char failed_at[40], error[104];
+    char error[104];
     const char *error_text = json_string_value(json_object_get(item, "error"));
     size_t n = 0;
     for (const char *c = error_text ? error_text : ""; *c && n < 100; c++)
         error[n++] = *c == '\n' || *c == '\r' || *c == '\t' ? ' ' : *c;
     error[n] = '\0';
-    format_time(json_object_get(item, "failed_at"), failed_at, sizeof(failed_at));
+    const char *failed_at = json_string_value(json_object_get(item, "failed_at")); /* RFC 3339 */
     const char *id = json_string_value(json_object_get(item, "event_id"));
     const char *type = json_string_value(json_object_get(item, "type"));
     json_int_t attempts = json_integer_value(json_object_get(item, "attempts"));
     bool replaying = json_is_true(json_object_get(item, "replay_requested"));
     printf("%-12s %-36s %-32s %8" JSON_INTEGER_FORMAT " %-24s %s%s\n", service, id ? id : "-",
-           type ? type : "-", attempts, failed_at, replaying ? "(replay requested) " : "", error);
+           type ? type : "-", attempts, failed_at ? failed_at : "-",
+           replaying ? "(replay requested) " : "", error);
 }
 
 /*
  * Lists one service's dead events. *shown counts the rows printed. A 404 from a service not
  * named explicitly means it does not serve the kit's endpoints: skipped.
  */
-static int dead_list_service(const struct platform *p, const struct platform_process *proc,
-                             bool named, size_t *shown)
+static int dead_list_service(const struct platform_process *proc, const char *token, bool named,
+                             size_t *shown)
 {
     struct http_session *s = NULL;
-    int rc = service_session(p, proc, &s);
+    int rc = service_session(proc, token, &s);
     for (int page = 1; rc == 0 && page <= DEAD_PAGES_MAX; page++) {
         char path[100], why[300];
         struct http_reply reply;
@@ -385,17 +373,20 @@ static int events_dead(int argc, char **argv)
         return cli_usage("events", "dead: --service needs a process name");
     struct platform platform;
     struct ag_err err = {0};
-    const struct platform_process *procs[64];
+    const struct platform_process *procs[PLATFORM_PROCESSES_MAX];
     size_t count = 0, shown = 0;
+    char *token = NULL;
     int rc = CLI_EXIT_OK;
     if (platform_load(&platform, config, &err) < 0)
         return cli_fail("%s", err.msg);
-    if ((rc = pick_services(&platform, service, procs, &count)) == 0) {
+    if ((rc = pick_services(&platform, service, procs, &count)) == 0 &&
+        (rc = admin_token(&platform, &token)) == 0) {
         /* Every service is asked even when one fails: the others' dead events still show. */
         for (size_t i = 0; i < count; i++)
-            if (dead_list_service(&platform, procs[i], service != NULL, &shown) != 0)
+            if (dead_list_service(procs[i], token, service != NULL, &shown) != 0)
                 rc = CLI_EXIT_FAILURE;
     }
+    free(token);
     if (rc == CLI_EXIT_OK && shown == 0)
         printf("no dead events\n");
     platform_release(&platform);
@@ -445,6 +436,7 @@ static int events_replay(int argc, char **argv)
     struct http_session *s = NULL;
     struct http_reply reply = {0};
     const struct platform_process *proc;
+    char *token = NULL;
     size_t count;
     json_t *body = all ? json_pack("{s:b}", "all", 1) : json_pack("{s:O}", "ids", ids);
     if (platform_load(&platform, config, &err) < 0) {
@@ -457,7 +449,9 @@ static int events_replay(int argc, char **argv)
     if (rc == CLI_EXIT_OK)
         rc = pick_services(&platform, service, &proc, &count);
     if (rc == CLI_EXIT_OK)
-        rc = service_session(&platform, proc, &s);
+        rc = admin_token(&platform, &token);
+    if (rc == CLI_EXIT_OK)
+        rc = service_session(proc, token, &s);
     if (rc == CLI_EXIT_OK && http_session_call(s, "POST", REPLAY_PATH, body, &reply, &err) < 0)
         rc = cli_fail("%s: %s", proc->name, err.msg);
     if (rc == CLI_EXIT_OK) {
@@ -473,6 +467,7 @@ static int events_replay(int argc, char **argv)
     }
     http_reply_release(&reply);
     http_session_free(s);
+    free(token);
     json_decref(body);
     json_decref(ids);
     platform_release(&platform);

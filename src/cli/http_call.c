@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "cli/cli_util.h"
 #include "core/buf.h"
 #include "core/http_client.h"
 #include "core/loop.h"
@@ -66,29 +67,20 @@ void http_reply_describe(const struct http_reply *r, char *out, size_t size)
 }
 
 /*
- * "http://host[:port][/]" into "host:port". The path is refused: every command names full
- * paths, and a prefix would silently change them.
+ * "http://host[:port][/]" into "host:port" ("[v6]:port"). The path is refused: every command
+ * names full paths, and a prefix would silently change them.
  */
 static int base_url_address(const char *url, char *out, size_t size, struct ag_err *err)
 {
-    if (strncmp(url, "http://", 7) != 0)
+    char host[256], port[8];
+    const char *path;
+    if (cli_url_split(url, host, sizeof host, port, sizeof port, &path) < 0 || strchr(host, '@'))
         return ag_err_set(err, AG_EINVAL, "%s: expected http://host[:port]", url);
-    const char *auth = url + 7;
-    size_t len = strcspn(auth, "/?#");
-    if (auth[len] && strcmp(auth + len, "/") != 0)
+    if (strcmp(path, "/") != 0)
         return ag_err_set(err, AG_EINVAL, "%s: expected http://host[:port] without a path", url);
-    if (len == 0 || memchr(auth, '@', len))
-        return ag_err_set(err, AG_EINVAL, "%s: expected http://host[:port]", url);
-    /* The port is the part after the last ':' outside brackets. */
-    const char *close = memchr(auth, ']', len);
-    const char *colon = NULL;
-    for (const char *p = close ? close : auth; p < auth + len; p++)
-        if (*p == ':')
-            colon = p;
-    int n = colon ? snprintf(out, size, "%.*s", (int)len, auth)
-                  : snprintf(out, size, "%.*s:80", (int)len, auth);
-    if (n < 0 || (size_t)n >= size || (colon && colon + 1 == auth + len))
-        return ag_err_set(err, AG_EINVAL, "%s: expected http://host[:port]", url);
+    int n = snprintf(out, size, strchr(host, ':') ? "[%s]:%s" : "%s:%s", host, port);
+    if (n < 0 || (size_t)n >= size)
+        return ag_err_set(err, AG_EINVAL, "%s: the host is too long", url);
     return 0;
 }
 
@@ -145,11 +137,6 @@ void http_session_free(struct http_session *s)
     free(s);
 }
 
-size_t http_session_in_flight(const struct http_session *s)
-{
-    return s->in_flight;
-}
-
 /*
  * Ends a call: hands the reply to its owner and frees the record. The loop stops after every
  * completion, so that a waiting caller can look at what it was waiting for.
@@ -193,9 +180,9 @@ static void on_body(struct ag_http_call *call, struct ag_str data, bool last)
 {
     struct pending *p = ag_http_call_ctx(call);
     if (data.len && ag_buf_append(&p->body, data.p, data.len) < 0 && !p->reply.error[0]) {
-        /* Over REPLY_BODY_MAX (the client's limit forbids it) or out of memory. */
+        /* the client's max_body keeps it under REPLY_BODY_MAX: only memory can run out */
         p->reply.status = 0;
-        snprintf(p->reply.error, sizeof(p->reply.error), "the answer is too large");
+        snprintf(p->reply.error, sizeof(p->reply.error), "out of memory reading the answer");
     }
     if (last)
         pending_finish(p);
@@ -286,7 +273,6 @@ static void call_done(struct http_session *s, void *ctx, struct http_reply *repl
     struct http_reply *out = ctx;
     *out = *reply;
     memset(reply, 0, sizeof(*reply));
-    out->error[sizeof(out->error) - 1] = '\0';
 }
 
 int http_session_call(struct http_session *s, const char *method, const char *path,

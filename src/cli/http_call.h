@@ -63,9 +63,6 @@ int http_session_start(struct http_session *s, const char *method, const char *p
 /* Runs the session until no call is in flight. Returns 0, or AG_ESYS when the loop failed. */
 int http_session_wait(struct http_session *s);
 
-/* The number of calls started and not yet completed. */
-size_t http_session_in_flight(const struct http_session *s);
-
 /*
  * A blocking call: starts it, waits until it completes and moves the answer into *reply
  * (release it). Other calls in flight progress meanwhile. Returns 0 when an answer came (any

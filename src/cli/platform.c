@@ -23,7 +23,6 @@ static const char *const PROCESS_KEYS[] = {"name",  "exec",  "args", "url",
 
 enum {
     NAME_MAX_LEN = 32,
-    MAX_PROCESSES = 64,
     MAX_LIST = 256,
     VALUE_MAX = 64 * 1024,
 };
@@ -351,7 +350,7 @@ int platform_load(struct platform *p, const char *path, struct ag_err *err)
                   "required: a list of at least one process");
         goto out;
     }
-    if (procs->count > MAX_PROCESSES) {
+    if (procs->count > PLATFORM_PROCESSES_MAX) {
         rc = fail(&w, AG_EINVAL, procs, "processes", "too many processes");
         goto out;
     }

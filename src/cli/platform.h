@@ -7,6 +7,8 @@
 
 #include "core/err.h"
 
+enum { PLATFORM_PROCESSES_MAX = 64 }; /* processes in one platform file */
+
 /* One supervised process. Every string is owned by the platform and already substituted. */
 struct platform_process {
     char *name;  /* unique; [A-Za-z0-9_-], at most 32 bytes */

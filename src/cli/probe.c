@@ -10,6 +10,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "cli/cli_util.h"
 #include "core/buf.h"
 #include "core/banned.h"
 
@@ -33,46 +34,6 @@ void probe_cancel(struct probe *pr)
     pr->answer_len = 0;
 }
 
-/* Splits "http://host[:port]/path" into host, port and path (NUL-terminated copies). */
-static int url_split(const char *url, char *host, size_t host_size, char *port, size_t port_size,
-                     const char **path)
-{
-    if (strncmp(url, "http://", 7) != 0)
-        return AG_EINVAL;
-    const char *auth = url + 7;
-    const char *slash = strchr(auth, '/');
-    *path = slash ? slash : "/";
-    size_t auth_len = slash ? (size_t)(slash - auth) : strlen(auth);
-    const char *host_start = auth, *host_end, *colon;
-    if (auth_len > 0 && auth[0] == '[') {
-        const char *close = memchr(auth, ']', auth_len);
-        if (!close)
-            return AG_EINVAL;
-        host_start = auth + 1;
-        host_end = close;
-        colon = close + 1 < auth + auth_len && close[1] == ':' ? close + 1 : NULL;
-    } else {
-        colon = memchr(auth, ':', auth_len);
-        host_end = colon ? colon : auth + auth_len;
-    }
-    size_t hlen = (size_t)(host_end - host_start);
-    size_t plen = colon ? (size_t)(auth + auth_len - colon - 1) : 2;
-    if (hlen == 0 || hlen >= host_size || plen == 0 || plen >= port_size)
-        return AG_EINVAL;
-    memcpy(host, host_start, hlen);
-    host[hlen] = '\0';
-    if (colon) {
-        memcpy(port, colon + 1, plen);
-        port[plen] = '\0';
-    } else {
-        memcpy(port, "80", 3);
-    }
-    uint64_t port_num;
-    if (ag_str_to_u64(ag_str_from_cstr(port), 65535, &port_num) < 0 || port_num == 0)
-        return AG_EINVAL;
-    return 0;
-}
-
 int probe_start(struct probe *pr, const char *url, int64_t now_ms, uint32_t timeout_ms,
                 struct ag_err *err)
 {
@@ -81,7 +42,7 @@ int probe_start(struct probe *pr, const char *url, int64_t now_ms, uint32_t time
     struct addrinfo hints, *res = NULL;
     int rc = 0;
     probe_cancel(pr);
-    if (url_split(url, host, sizeof(host), port, sizeof(port), &path) < 0)
+    if (cli_url_split(url, host, sizeof(host), port, sizeof(port), &path) < 0)
         return ag_err_set(err, AG_EINVAL, "not an http://host:port/path URL: %s", url);
     int n = snprintf(pr->request, sizeof(pr->request),
                      "GET %s HTTP/1.1\r\nHost: %s:%s\r\nUser-Agent: agora-up\r\n"

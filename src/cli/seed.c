@@ -20,14 +20,10 @@ enum {
     LIST_PAGES_MAX = 1000, /* a bound on a listing (100,000 objects of one kind) */
     PROGRESS_EVERY_MS = 2000,
     CONCURRENCY_MAX = 64,
-    DEFAULT_PRODUCTS = 240,
-    DEFAULT_CONCURRENCY = 4,
     TOKEN_TTL_S = 6 * 3600, /* long enough for --products 1000000 on a slow machine */
     TRANSIENT_ATTEMPTS = 5, /* tries of a call the gateway answers 502, 503 or 504 */
     TRANSIENT_FIRST_MS = 200,
 };
-
-#define DEFAULT_URL "http://127.0.0.1:8080"
 
 static int64_t mono_ms(void)
 {
@@ -412,7 +408,7 @@ void cmd_seed_help(void)
           "  --config FILE      the platform file: keys, and the gateway URL "
           "(default " CLI_DEFAULT_CONFIG ")\n"
           "  --url URL          the gateway (default: the url of its `gateway` process, else\n"
-          "                     " DEFAULT_URL ")\n"
+          "                     http://127.0.0.1:8080)\n"
           "  --products N       how many products, 1 to 1000000 (default 240)\n"
           "  --tenant T         the tenant to seed (default: none, the services' default tenant)\n"
           "  --concurrency C    product creations in flight, 1 to 64 (default 4)\n"
@@ -425,6 +421,12 @@ void cmd_seed_help(void)
 static int parse_count(const char *text, uint64_t max, uint64_t *out)
 {
     return ag_str_to_u64(ag_str_from_cstr(text), max, out) < 0 || *out == 0 ? -1 : 0;
+}
+
+const char *seed_gateway_url(const struct platform *p)
+{
+    const struct platform_process *gateway = platform_find(p, "gateway");
+    return gateway && gateway->url ? gateway->url : "http://127.0.0.1:8080";
 }
 
 int cmd_seed(int argc, char **argv)
@@ -452,7 +454,7 @@ int cmd_seed(int argc, char **argv)
         if (r == 0)
             return cli_usage("seed", "unknown argument %s", argv[i]);
     }
-    uint64_t products = DEFAULT_PRODUCTS, concurrency = DEFAULT_CONCURRENCY;
+    uint64_t products = SEED_DEFAULT_PRODUCTS, concurrency = SEED_DEFAULT_CONCURRENCY;
     if (products_text && parse_count(products_text, SEED_PRODUCTS_MAX, &products) < 0)
         return cli_usage("seed", "--products %s: expected a number from 1 to %d", products_text,
                          SEED_PRODUCTS_MAX);
@@ -469,10 +471,8 @@ int cmd_seed(int argc, char **argv)
     int rc = CLI_EXIT_OK;
     if (platform_load(&platform, config, &err) < 0)
         return cli_fail("%s", err.msg);
-    if (!url) {
-        const struct platform_process *gateway = platform_find(&platform, "gateway");
-        url = gateway && gateway->url ? gateway->url : DEFAULT_URL;
-    }
+    if (!url)
+        url = seed_gateway_url(&platform);
     if (token_mint_admin(&platform, "agora-seed", tenant, TOKEN_TTL_S, &token, &err) < 0) {
         rc = cli_fail("%s", err.msg);
         goto out;

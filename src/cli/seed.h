@@ -8,6 +8,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "cli/platform.h"
 #include "core/err.h"
 
 /* ---- the demo catalog (seed_data.c) ---- */
@@ -26,6 +27,8 @@ enum {
     SEED_TAXA_MAX = 32, /* objects of one kind */
     SEED_ID_SIZE = 64,  /* room for an id the service returns (a UUID is 36 bytes) */
     SEED_PRODUCTS_MAX = 1000000,
+    SEED_DEFAULT_PRODUCTS = 240, /* agora seed, and agora up --seed */
+    SEED_DEFAULT_CONCURRENCY = 4,
 };
 
 /* One classification object to create (or find). */
@@ -102,6 +105,9 @@ void seed_summary(const struct seed_result *res, char *out, size_t size);
  * usage.
  */
 int cmd_seed(int argc, char **argv);
+/* The gateway's URL: the platform's `gateway` process url, else http://127.0.0.1:8080. */
+const char *seed_gateway_url(const struct platform *p);
+
 void cmd_seed_help(void);
 
 #endif

@@ -10,13 +10,7 @@
 #include "cli/token.h"
 #include "core/banned.h"
 
-enum {
-    UP_SEED_PRODUCTS = 240,
-    UP_SEED_CONCURRENCY = 4,
-    UP_SEED_TOKEN_TTL_S = 3600,
-};
-
-#define UP_SEED_DEFAULT_URL "http://127.0.0.1:8080"
+enum { UP_SEED_TOKEN_TTL_S = 3600 };
 
 static void *up_seed_thread(void *arg)
 {
@@ -33,7 +27,6 @@ static void *up_seed_thread(void *arg)
 void up_seed_start(struct up_seed *sd, const struct platform *p, int wake_fd, char *line,
                    size_t size)
 {
-    const struct platform_process *gateway = platform_find(p, "gateway");
     struct ag_err err = {0};
     sd->state = UP_SEED_DONE;
     sd->wake_fd = wake_fd;
@@ -41,13 +34,12 @@ void up_seed_start(struct up_seed *sd, const struct platform *p, int wake_fd, ch
         snprintf(line, size, "seed: %s", err.msg);
         return;
     }
-    sd->opt =
-        (struct seed_options){.url = gateway && gateway->url ? gateway->url : UP_SEED_DEFAULT_URL,
-                              .token = sd->token,
-                              .products = UP_SEED_PRODUCTS,
-                              .concurrency = UP_SEED_CONCURRENCY,
-                              .only_if_empty = true,
-                              .cancel = &sd->cancel};
+    sd->opt = (struct seed_options){.url = seed_gateway_url(p),
+                                    .token = sd->token,
+                                    .products = SEED_DEFAULT_PRODUCTS,
+                                    .concurrency = SEED_DEFAULT_CONCURRENCY,
+                                    .only_if_empty = true,
+                                    .cancel = &sd->cancel};
     sigset_t all, old;
     sigfillset(&all);
     pthread_sigmask(SIG_SETMASK, &all, &old);
