@@ -20,10 +20,13 @@ enum {
 
 const struct kit_bus_driver *kit_bus_driver_for(const char *url, struct ag_err *err)
 {
+    const struct kit_bus_driver *drv = NULL;
     if (url && strncmp(url, "local:", 6) == 0)
-        return &kit_bus_local;
-    if (url && (strncmp(url, "amqp://", 7) == 0 || strncmp(url, "amqps://", 8) == 0))
-        return &kit_bus_amqp;
+        drv = &kit_bus_local;
+    else if (url && (strncmp(url, "amqp://", 7) == 0 || strncmp(url, "amqps://", 8) == 0))
+        drv = &kit_bus_amqp;
+    if (drv)
+        return drv->url_check(url, err) < 0 ? NULL : drv;
     const char *colon = url ? strchr(url, ':') : NULL;
     int scheme_len = colon && colon - url < 32 ? (int)(colon - url) : 0;
     ag_err_set(err, AG_EINVAL,
@@ -243,12 +246,10 @@ int kit_bus_run(struct kit_bus *bus, struct ag_err *err)
         .settings = &bus->settings,
         .db_url = bus->db_url,
         .group = bus->service,
-        .source = bus->source,
         .subs = bus->subs,
         .sub_count = bus->sub_count,
         .app = bus->app,
-        .wake = bus_wake,
-        .wake_ctx = bus,
+        .bus = bus,
     };
     return kit_bus_consumer_start(&cc, &bus->consumer, err);
 }

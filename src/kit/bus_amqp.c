@@ -30,6 +30,7 @@
 
 #include "core/log.h"
 #include "kit/bus_amqp_conn.h"
+#include "kit/kit.h"
 #include "kit/bus_driver.h"
 #include "core/banned.h"
 
@@ -68,12 +69,13 @@ static int declare_group_queues(struct kit_bus_sub *sub, struct ag_err *err)
     struct bus_amqp_conn *c = &sub->conn;
     char dead[GROUP_MAX + 16];
     snprintf(dead, sizeof dead, "%s.dead", sub->queue);
-    amqp_queue_declare(c->state, c->channel, bus_amqp_bytes(dead), 0, 1, 0, 0, amqp_empty_table);
+    amqp_queue_declare(c->state, c->channel, amqp_cstring_bytes(dead), 0, 1, 0, 0,
+                       amqp_empty_table);
     int rc = bus_amqp_check_reply(c, amqp_get_rpc_reply(c->state), "queue.declare (dead)", err);
     if (rc < 0)
         return rc;
-    amqp_queue_bind(c->state, c->channel, bus_amqp_bytes(dead),
-                    amqp_cstring_bytes(BUS_AMQP_DEAD_EXCHANGE), bus_amqp_bytes(sub->group),
+    amqp_queue_bind(c->state, c->channel, amqp_cstring_bytes(dead),
+                    amqp_cstring_bytes(BUS_AMQP_DEAD_EXCHANGE), amqp_cstring_bytes(sub->group),
                     amqp_empty_table);
     if ((rc = bus_amqp_check_reply(c, amqp_get_rpc_reply(c->state), "queue.bind (dead)", err)) < 0)
         return rc;
@@ -82,9 +84,9 @@ static int declare_group_queues(struct kit_bus_sub *sub, struct ag_err *err)
          .value = {.kind = AMQP_FIELD_KIND_UTF8,
                    .value.bytes = amqp_cstring_bytes(BUS_AMQP_DEAD_EXCHANGE)}},
         {.key = amqp_cstring_bytes("x-dead-letter-routing-key"),
-         .value = {.kind = AMQP_FIELD_KIND_UTF8, .value.bytes = bus_amqp_bytes(sub->group)}},
+         .value = {.kind = AMQP_FIELD_KIND_UTF8, .value.bytes = amqp_cstring_bytes(sub->group)}},
     };
-    amqp_queue_declare(c->state, c->channel, bus_amqp_bytes(sub->queue), 0, 1, 0, 0,
+    amqp_queue_declare(c->state, c->channel, amqp_cstring_bytes(sub->queue), 0, 1, 0, 0,
                        (amqp_table_t){.num_entries = 2, .entries = args});
     /* A queue declared earlier with other arguments is refused here (406 PRECONDITION_FAILED),
      * with the broker's reason in err. */
@@ -121,9 +123,9 @@ static int sub_ready(struct kit_bus_sub *sub, struct ag_err *err)
             return rc;
         rc = sub->group ? declare_group_queues(sub, err) : declare_ephemeral_queue(sub, err);
         for (size_t i = 0; rc == 0 && i < sub->pattern_count; i++) {
-            amqp_queue_bind(c->state, c->channel, bus_amqp_bytes(sub->queue),
-                            amqp_cstring_bytes(BUS_AMQP_EXCHANGE), bus_amqp_bytes(sub->patterns[i]),
-                            amqp_empty_table);
+            amqp_queue_bind(c->state, c->channel, amqp_cstring_bytes(sub->queue),
+                            amqp_cstring_bytes(BUS_AMQP_EXCHANGE),
+                            amqp_cstring_bytes(sub->patterns[i]), amqp_empty_table);
             rc = bus_amqp_check_reply(c, amqp_get_rpc_reply(c->state), "queue.bind", err);
         }
         if (rc < 0) {
@@ -135,8 +137,8 @@ static int sub_ready(struct kit_bus_sub *sub, struct ag_err *err)
         amqp_basic_qos(c->state, c->channel, 0, sub->prefetch, 0);
         if ((rc = bus_amqp_check_reply(c, amqp_get_rpc_reply(c->state), "basic.qos", err)) < 0)
             return rc;
-        amqp_basic_consume(c->state, c->channel, bus_amqp_bytes(sub->queue), amqp_empty_bytes, 0, 0,
-                           0, amqp_empty_table);
+        amqp_basic_consume(c->state, c->channel, amqp_cstring_bytes(sub->queue), amqp_empty_bytes,
+                           0, 0, 0, amqp_empty_table);
         if ((rc = bus_amqp_check_reply(c, amqp_get_rpc_reply(c->state), "basic.consume", err)) < 0)
             return rc;
         sub->consuming = true;
@@ -177,15 +179,6 @@ static bool group_valid(const char *g)
     return true;
 }
 
-static char *dup_str(const char *s)
-{
-    size_t n = strlen(s) + 1;
-    char *out = malloc(n);
-    if (out)
-        memcpy(out, s, n);
-    return out;
-}
-
 static int amqp_sub_open(const char *url, const struct kit_bus_sub_config *cfg, struct kit_db *db,
                          struct kit_bus_sub **out, struct ag_err *err)
 {
@@ -212,7 +205,7 @@ static int amqp_sub_open(const char *url, const struct kit_bus_sub_config *cfg, 
         goto out;
     if (cfg->group) {
         size_t n = strlen(cfg->group) + sizeof "agora.";
-        if (!(sub->group = dup_str(cfg->group)) || !(sub->queue = malloc(n))) {
+        if (!(sub->group = strdup(cfg->group)) || !(sub->queue = malloc(n))) {
             rc = ag_err_set(err, AG_ENOMEM, "out of memory opening the bus subscriber");
             goto out;
         }
@@ -223,7 +216,7 @@ static int amqp_sub_open(const char *url, const struct kit_bus_sub_config *cfg, 
         goto out;
     }
     for (; sub->pattern_count < cfg->pattern_count; sub->pattern_count++)
-        if (!(sub->patterns[sub->pattern_count] = dup_str(cfg->patterns[sub->pattern_count]))) {
+        if (!(sub->patterns[sub->pattern_count] = strdup(cfg->patterns[sub->pattern_count]))) {
             rc = ag_err_set(err, AG_ENOMEM, "out of memory opening the bus subscriber");
             goto out;
         }
@@ -284,11 +277,11 @@ static int amqp_fetch(struct kit_bus_sub *sub, struct kit_bus_delivery *out, siz
         sub->held_cap = max;
     }
     struct bus_amqp_conn *c = &sub->conn;
-    int64_t deadline = bus_amqp_now_ms() + (timeout_ms > 0 ? timeout_ms : 0);
+    int64_t deadline = kit_monotonic_ms() + (timeout_ms > 0 ? timeout_ms : 0);
     while (sub->held_count < max) {
         /* Wait for the first delivery only; then take what has already arrived. */
         struct timeval tv =
-            bus_amqp_timeval(sub->held_count == 0 ? deadline - bus_amqp_now_ms() : 0);
+            bus_amqp_timeval(sub->held_count == 0 ? deadline - kit_monotonic_ms() : 0);
         amqp_envelope_t env;
         amqp_maybe_release_buffers(c->state);
         amqp_rpc_reply_t reply = amqp_consume_message(c->state, &env, &tv, 0);
@@ -377,8 +370,18 @@ static void amqp_rewind(struct kit_bus_sub *sub)
         ag_log_debug("bus rewind dropped the connection", AG_F_STR("error", err.msg));
 }
 
+static int amqp_url_check(const char *url, struct ag_err *err)
+{
+    struct bus_amqp_url u;
+    int rc = bus_amqp_url_parse(url, &u, err);
+    if (rc == 0)
+        bus_amqp_url_release(&u);
+    return rc;
+}
+
 const struct kit_bus_driver kit_bus_amqp = {
     .scheme = "amqp",
+    .url_check = amqp_url_check,
     .pub_open = bus_amqp_pub_open,
     .publish = bus_amqp_publish,
     .pub_close = bus_amqp_pub_close,

@@ -17,11 +17,6 @@ enum {
     REASON_MAX = 200,
 };
 
-amqp_bytes_t bus_amqp_bytes(const char *s)
-{
-    return (amqp_bytes_t){.len = strlen(s), .bytes = (void *)s};
-}
-
 /* A percent-decoded copy of in, or NULL with err set (AG_EINVAL / AG_ENOMEM in *rc). */
 static char *decode_part(struct ag_str in, const char *what, int *rc, struct ag_err *err)
 {
@@ -68,12 +63,8 @@ static char *redact(const char *url, struct ag_str userinfo)
 
 void bus_amqp_url_release(struct bus_amqp_url *u)
 {
-    if (u->password) {
-        /* volatile: the wipe must not be optimised away before free */
-        volatile char *p = u->password;
-        while (*p)
-            *p++ = '\0';
-    }
+    if (u->password)
+        explicit_bzero(u->password, strlen(u->password));
     free(u->user);
     free(u->password);
     free(u->host);
@@ -339,13 +330,6 @@ int bus_amqp_channel_cycle(struct bus_amqp_conn *c, struct ag_err *err)
     c->channel++;
     amqp_channel_open(c->state, c->channel);
     return bus_amqp_check_reply(c, amqp_get_rpc_reply(c->state), "channel.open", err);
-}
-
-int64_t bus_amqp_now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
 struct timeval bus_amqp_timeval(int64_t ms)

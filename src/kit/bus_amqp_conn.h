@@ -102,13 +102,9 @@ int bus_amqp_fail(struct bus_amqp_conn *c, int amqp_status, const char *what, st
  */
 void bus_amqp_close_reason(const amqp_method_t *m, char *out, size_t cap);
 
-/* A NUL-terminated C string as amqp bytes (borrowed). */
-amqp_bytes_t bus_amqp_bytes(const char *s);
-
 /* Declares the two durable exchanges on c's channel. Returns 0 or AG_EUNAVAIL (c is down). */
 int bus_amqp_declare_exchanges(struct bus_amqp_conn *c, struct ag_err *err);
 
-int64_t bus_amqp_now_ms(void);               /* CLOCK_MONOTONIC, in milliseconds */
 struct timeval bus_amqp_timeval(int64_t ms); /* a timeout of ms (0 when negative) */
 
 /* The publisher (bus_amqp_pub.c): kit_bus_amqp's pub_open, publish, pub_close. */

@@ -13,6 +13,7 @@
 
 #include "core/log.h"
 #include "kit/bus_amqp_conn.h"
+#include "kit/kit.h"
 #include "core/banned.h"
 
 #define CONTENT_TYPE "application/cloudevents+json"
@@ -35,7 +36,7 @@ struct kit_bus_pub {
 static void pub_check_idle(struct kit_bus_pub *pub)
 {
     struct bus_amqp_conn *c = &pub->conn;
-    int64_t now = bus_amqp_now_ms();
+    int64_t now = kit_monotonic_ms();
     bool idle = now - pub->last_used_ms > BUS_AMQP_HEARTBEAT_S * 1000 / 2;
     pub->last_used_ms = now;
     if (!c->state || !idle)
@@ -126,10 +127,10 @@ static int wait_confirms(struct kit_bus_pub *pub, uint64_t first, size_t n, bool
                          struct ag_err *err)
 {
     struct bus_amqp_conn *c = &pub->conn;
-    int64_t deadline = bus_amqp_now_ms() + CONFIRM_TIMEOUT_MS;
+    int64_t deadline = kit_monotonic_ms() + CONFIRM_TIMEOUT_MS;
     size_t pending = n;
     while (pending > 0) {
-        struct timeval tv = bus_amqp_timeval(deadline - bus_amqp_now_ms());
+        struct timeval tv = bus_amqp_timeval(deadline - kit_monotonic_ms());
         amqp_frame_t frame;
         int status = amqp_simple_wait_frame_noblock(c->state, &frame, &tv);
         if (status == AMQP_STATUS_TIMEOUT) {
@@ -189,11 +190,11 @@ int bus_amqp_publish(struct kit_bus_pub *pub, const struct kit_bus_out *events, 
                       AMQP_BASIC_MESSAGE_ID_FLAG,
             .content_type = amqp_cstring_bytes(CONTENT_TYPE),
             .delivery_mode = AMQP_DELIVERY_PERSISTENT,
-            .message_id = bus_amqp_bytes(ev->id),
+            .message_id = amqp_cstring_bytes(ev->id),
         };
         int status = amqp_basic_publish(
             pub->conn.state, pub->conn.channel, amqp_cstring_bytes(BUS_AMQP_EXCHANGE),
-            bus_amqp_bytes(ev->type), 0, 0, &props,
+            amqp_cstring_bytes(ev->type), 0, 0, &props,
             (amqp_bytes_t){.len = ev->len, .bytes = (void *)ev->envelope});
         if (status != AMQP_STATUS_OK) {
             rc = bus_amqp_fail(&pub->conn, status, "publishing", err);

@@ -13,10 +13,11 @@
  * transaction with the driver's record, and settled as dead (amqp: to the dead-letter queue).
  * Attempts are counted in memory: a crash starts them again (docs/events.md).
  *
- * A malformed envelope is parked at once. A handler that fails with its statement on
- * PostgreSQL leaves the transaction aborted, where ROLLBACK TO SAVEPOINT is refused by the
- * database port: then the whole transaction is rolled back and the events before the failed
- * one run again in a new one (their first effects were rolled back with it).
+ * A malformed envelope is parked at once. A handler whose statement failed on PostgreSQL
+ * leaves the transaction aborted; ROLLBACK TO SAVEPOINT (which the database port accepts there)
+ * clears that. Only when the savepoint cannot be rolled back to (the handler ended the
+ * transaction, or the connection broke) is the whole transaction rolled back, and the events
+ * before the failed one run again in a new one (their first effects were rolled back with it).
  *
  * Dead events with replay_requested = 1 are delivered again from their stored envelope, with
  * fresh attempts; success deletes the row, failure parks it again.
@@ -45,7 +46,7 @@ enum {
 struct kit_bus_consumer {
     const struct kit_bus_driver *drv;
     struct kit_bus_settings settings;
-    char *url, *group, *source;
+    char *url, *group;
     const struct kit_subscription *subs;
     size_t sub_count;
     const char **patterns;
@@ -63,13 +64,6 @@ struct kit_bus_consumer {
 };
 
 enum outcome { O_NONE, O_DONE, O_DUPLICATE };
-
-static int64_t monotonic_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 /* A copy of s[0..len) as valid UTF-8 without NUL bytes (both refused by PostgreSQL), at most
  * max bytes of input; NULL on ENOMEM. */
@@ -145,7 +139,7 @@ static int handle_event(struct kit_bus_consumer *c, struct kit_event *ev, bool i
     if (rc < 0) {
         if (!herr->msg[0])
             ag_err_set(herr, rc, "the handler failed with %s", ag_err_name(rc));
-        return rc < 0 ? rc : AG_EINVAL;
+        return rc;
     }
     return O_DONE;
 }
@@ -523,7 +517,7 @@ static void *consumer_main(void *arg)
                 break;
             continue;
         }
-        int64_t now = monotonic_ms();
+        int64_t now = kit_monotonic_ms();
         int rc = 0;
         if (now - c->last_replay_ms >= REPLAY_CHECK_MS) {
             c->last_replay_ms = now;
@@ -534,9 +528,6 @@ static void *consumer_main(void *arg)
             rc = c->drv->fetch(c->sub, c->deliveries, c->settings.batch, KIT_BUS_FETCH_TIMEOUT_MS,
                                &err);
         if (rc > 0) {
-            if (!atomic_exchange(&c->connected, true))
-                ag_log_info("bus consumer connected", AG_F_STR("group", c->group),
-                            AG_F_STR("driver", c->drv->scheme));
             rc = deliver_fetch(c, (size_t)rc, &err);
             if (rc == STOPPED) {
                 c->drv->rewind(c->sub);
@@ -572,7 +563,6 @@ static void consumer_free(struct kit_bus_consumer *c)
     free(c->outcome);
     free(c->url);
     free(c->group);
-    free(c->source);
     free(c);
 }
 
@@ -594,13 +584,12 @@ int kit_bus_consumer_start(const struct kit_bus_consumer_config *cfg, struct kit
     c->app = cfg->app;
     c->url = strdup(cfg->settings->url);
     c->group = strdup(cfg->group);
-    c->source = strdup(cfg->source);
     c->patterns = calloc(cfg->sub_count ? cfg->sub_count : 1, sizeof *c->patterns);
     c->deliveries = calloc(c->settings.batch, sizeof *c->deliveries);
     c->times = calloc(c->settings.batch, sizeof *c->times);
     c->outcome = calloc(c->settings.batch, 1);
-    if (!c->url || !c->group || !c->source || !c->patterns || !c->deliveries || !c->times ||
-        !c->outcome || kit_bus_stop_new(&c->stop) < 0) {
+    if (!c->url || !c->group || !c->patterns || !c->deliveries || !c->times || !c->outcome ||
+        kit_bus_stop_new(&c->stop) < 0) {
         rc = ag_err_set(err, AG_ENOMEM, "out of memory");
         goto out;
     }
@@ -609,12 +598,10 @@ int kit_bus_consumer_start(const struct kit_bus_consumer_config *cfg, struct kit
         c->patterns[i] = cfg->subs[i].pattern;
     if ((rc = kit_db_open(cfg->db_url, &c->db, err)) < 0)
         goto out;
-    if ((rc = kit_db_event_source(c->db, c->source)) < 0) {
+    if ((rc = kit_bus_attach(cfg->bus, c->db)) < 0) {
         rc = ag_err_set(err, rc, "out of memory");
         goto out;
     }
-    if (cfg->wake)
-        kit_db_on_event_commit(c->db, cfg->wake, cfg->wake_ctx);
     if (pthread_create(&c->thread, NULL, consumer_main, c) != 0) {
         rc = ag_err_sys(err, "the bus consumer thread could not start");
         goto out;

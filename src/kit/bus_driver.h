@@ -61,6 +61,13 @@ struct kit_bus_driver {
     const char *scheme; /* "local", "amqp" */
 
     /*
+     * Checks url fully without touching the bus, so that a bad URL stops the service at start
+     * (exit 2) rather than in the relay's back-off loop. Returns 0, or AG_EINVAL with err saying
+     * what is wrong (never with the password; amqp refuses amqps:// here), or AG_ENOMEM.
+     */
+    int (*url_check)(const char *url, struct ag_err *err);
+
+    /*
      * Opens a publisher. Returns 0 and *out; AG_EINVAL for a malformed URL (err says what);
      * AG_EUNAVAIL when the bus cannot be reached now (the caller retries with back-off).
      */
@@ -119,8 +126,9 @@ extern const struct kit_bus_driver kit_bus_local;
 extern const struct kit_bus_driver kit_bus_amqp;
 
 /*
- * The driver for url ("local:..." or "amqp://..."/"amqps://"), or NULL with err naming the
- * accepted schemes.
+ * The driver for url ("local:PATH" or "amqp://...") when that driver's url_check accepts it;
+ * otherwise NULL with err naming the accepted schemes (an unknown scheme) or saying what is
+ * wrong with the URL (amqps://, a bad port, local: without a path...).
  */
 const struct kit_bus_driver *kit_bus_driver_for(const char *url, struct ag_err *err);
 

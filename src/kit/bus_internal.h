@@ -103,18 +103,19 @@ void kit_bus_relay_stop(struct kit_bus_relay *r);
 
 /* ---- the consumer: bus → handlers (bus_consume.c) ---- */
 
+struct kit_bus;
 struct kit_bus_consumer;
 struct kit_bus_consumer_config {
     const struct kit_bus_driver *drv;
     const struct kit_bus_settings *settings;
     const char *db_url;
-    const char *group;  /* the service name */
-    const char *source; /* "agora/<service>": the source of events its handlers emit */
+    const char *group; /* the service name */
     const struct kit_subscription *subs;
     size_t sub_count;
-    struct kit_app *app;     /* passed to handlers (may be NULL in tests) */
-    void (*wake)(void *ctx); /* the relay's wake-up, for events the handlers emit (may be NULL) */
-    void *wake_ctx;
+    struct kit_app *app; /* passed to handlers (may be NULL in tests) */
+    /* the consumer's connection is attached to it (kit_bus_attach): the source of the events
+     * its handlers emit, and the relay's wake-up when they commit */
+    struct kit_bus *bus;
 };
 /* Starts the consumer thread. Codes as kit_bus_relay_start. */
 int kit_bus_consumer_start(const struct kit_bus_consumer_config *cfg, struct kit_bus_consumer **out,
@@ -124,7 +125,6 @@ void kit_bus_consumer_stop(struct kit_bus_consumer *c); /* NULL allowed */
 
 /* ---- the kit's glue (bus.c) ---- */
 
-struct kit_bus;
 /*
  * Picks the driver for s->url, creates the bus tables on db (the main connection, which also
  * gets the event source "agora/<service>"), keeps subs (borrowed, as app). No thread yet.

@@ -25,6 +25,7 @@
 #include "kit/bus_internal.h"
 #include "kit/bus_schema.h"
 #include "kit/db.h"
+#include "kit/kit.h"
 #include "core/log.h"
 #include "core/banned.h"
 
@@ -68,6 +69,11 @@ static const char *local_path(const char *url, struct ag_err *err)
         return NULL;
     }
     return path;
+}
+
+static int local_url_check(const char *url, struct ag_err *err)
+{
+    return local_path(url, err) ? 0 : AG_EINVAL;
 }
 
 /* Opens the log file and makes sure its table exists. */
@@ -249,13 +255,6 @@ static bool matches(const struct kit_bus_sub *sub, const char *type)
     return false;
 }
 
-static int64_t monotonic_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 static void sleep_ms(int64_t ms)
 {
     struct timespec ts = {.tv_sec = (time_t)(ms / 1000), .tv_nsec = (long)(ms % 1000) * 1000000};
@@ -269,7 +268,7 @@ static int local_fetch(struct kit_bus_sub *sub, struct kit_bus_delivery *out, si
         return 0;
     if (max > sub->max_batch)
         max = sub->max_batch;
-    int64_t deadline = monotonic_ms() + (timeout_ms > 0 ? timeout_ms : 0);
+    int64_t deadline = kit_monotonic_ms() + (timeout_ms > 0 ? timeout_ms : 0);
     int64_t idle = LOCAL_IDLE_FIRST_MS;
     kit_db_rows_free(sub->rows);
     sub->rows = NULL;
@@ -305,7 +304,7 @@ static int local_fetch(struct kit_bus_sub *sub, struct kit_bus_delivery *out, si
         }
         kit_db_rows_free(sub->rows);
         sub->rows = NULL;
-        int64_t left = deadline - monotonic_ms();
+        int64_t left = deadline - kit_monotonic_ms();
         if (left <= 0)
             return 0;
         if (count > 0)
@@ -364,6 +363,7 @@ static void local_sub_close(struct kit_bus_sub *sub)
 
 const struct kit_bus_driver kit_bus_local = {
     .scheme = "local",
+    .url_check = local_url_check,
     .pub_open = local_pub_open,
     .publish = local_publish,
     .pub_close = local_pub_close,

@@ -49,13 +49,6 @@ struct kit_bus_relay {
     struct kit_bus_out *out; /* settings.batch slots */
 };
 
-static int64_t monotonic_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 /* After a failure: logs a state change once, waits the back-off (doubling). True: stop. */
 static bool relay_back_off(struct kit_bus_relay *r, const char *what, const struct ag_err *err)
 {
@@ -67,8 +60,8 @@ static bool relay_back_off(struct kit_bus_relay *r, const char *what, const stru
         r->backoff_ms = KIT_BUS_BACKOFF_MAX_MS;
     /* The whole back-off, whatever commits poke meanwhile (a poke ends a wait early): under
      * write load a down bus would otherwise be reconnected to at every commit. */
-    int64_t deadline = monotonic_ms() + r->backoff_ms;
-    for (int64_t left = r->backoff_ms; left > 0; left = deadline - monotonic_ms())
+    int64_t deadline = kit_monotonic_ms() + r->backoff_ms;
+    for (int64_t left = r->backoff_ms; left > 0; left = deadline - kit_monotonic_ms())
         if (kit_bus_stop_wait(r->stop, (unsigned)left))
             return true;
     return false;
@@ -120,7 +113,7 @@ static void relay_gauges(struct kit_bus_relay *r)
 /* Deletes sent rows older than the keep time, now and then. */
 static void relay_prune(struct kit_bus_relay *r)
 {
-    int64_t now = monotonic_ms();
+    int64_t now = kit_monotonic_ms();
     if (r->last_prune_ms != 0 && now - r->last_prune_ms < PRUNE_EVERY_MS)
         return;
     r->last_prune_ms = now;
@@ -132,8 +125,8 @@ static void relay_prune(struct kit_bus_relay *r)
 }
 
 /*
- * One round: publishes up to a batch. Returns the rows published (≥ 0), or a negative code
- * after which the caller backs off (err says why, *what which side failed).
+ * One round on the open publisher r->pub: publishes up to a batch. Returns the rows published (≥
+ * 0), or a negative code after which the caller backs off (err says why, *what which side failed).
  */
 static int relay_round(struct kit_bus_relay *r, const char **what, struct ag_err *err)
 {
@@ -156,10 +149,6 @@ static int relay_round(struct kit_bus_relay *r, const char **what, struct ag_err
                                          .len = len};
     }
     *what = "bus";
-    if (!r->pub) {
-        if ((rc = r->drv->pub_open(r->url, &r->pub, err)) < 0)
-            goto out;
-    }
     if ((rc = r->drv->publish(r->pub, r->out, n, err)) < 0) {
         /* the publisher reconnects on its next call; a fresh one is simpler to reason about */
         r->drv->pub_close(r->pub);

@@ -110,8 +110,8 @@ int kit_app_db_open(struct kit_app *app, struct kit_db **out, struct ag_err *err
     if (rc < 0 && db) {
         kit_db_close(db);
         db = NULL;
-        if (rc == AG_ENOMEM)
-            ag_err_set(err, AG_ENOMEM, "out of memory setting up a connection");
+        ag_err_set(err, rc, "%s setting up a database connection for the bus",
+                   rc == AG_ENOMEM ? "out of memory" : "failed");
     }
     *out = db;
     return rc;
@@ -348,9 +348,7 @@ static int worker_start(unsigned index, void *ctx, void **data, struct ag_err *e
     struct kit_worker *w = calloc(1, sizeof *w);
     if (!w)
         return ag_err_set(err, AG_ENOMEM, "out of memory");
-    int rc = kit_db_open(app->settings.db, &w->db, err);
-    if (rc == 0 && (rc = kit_bus_attach(app->bus, w->db)) < 0)
-        ag_err_set(err, rc, "out of memory");
+    int rc = kit_app_db_open(app, &w->db, err);
     if (rc == 0)
         rc = ag_jwt_cache_new(0, 0, &w->cache, err);
     if (rc < 0) {

@@ -184,7 +184,8 @@ int kit_req_query_int(struct kit_req *req, const char *name, int64_t def, int64_
                       int64_t *out);
 /*
  * A query parameter that may appear at most once: 0 and *out (NULL when absent); given twice,
- * answers 400 with errors[] naming it and returns AG_EINVAL.
+ * or once with a malformed %-escape, answers 400 with errors[] naming it and returns AG_EINVAL
+ * (*out NULL).
  */
 int kit_req_query_once(struct kit_req *req, const char *name, const char **out);
 /* Answers 400 with errors[] = [{"field": name, "message": message}]; returns AG_EINVAL. */
@@ -295,7 +296,16 @@ bool kit_id_valid(const char *s);
 void kit_now_rfc3339(char out[32]);
 /* Milliseconds since the epoch. */
 int64_t kit_now_ms(void);
+/* Milliseconds on a clock that never jumps (CLOCK_MONOTONIC): for timeouts and intervals. */
+int64_t kit_monotonic_ms(void);
 /* Formats ms since the epoch as RFC 3339 UTC with milliseconds. */
 void kit_time_rfc3339(int64_t ms, char out[32]);
+/*
+ * The number of code points in s[0..len) when it is text a person may type on one line:
+ * well-formed UTF-8 without a control character (C0 U+0000..U+001F, DEL, C1 U+0080..U+009F) and
+ * without the line and paragraph separators U+2028/U+2029 (they end lines in JavaScript and in
+ * logs). SIZE_MAX otherwise. s need not be NUL-terminated.
+ */
+size_t kit_text_chars(const char *s, size_t len);
 
 #endif

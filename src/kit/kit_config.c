@@ -18,7 +18,7 @@ enum setting_kind {
     S_ENV,     /* development, production */
     S_ALGS,    /* a comma list of JWS algorithms */
     S_ISSUERS, /* AGORA_ISSUERS syntax; may be empty */
-    S_BUS,     /* a bus URL with a known scheme */
+    S_BUS,     /* a bus URL its driver accepts (kit_bus_driver_for) */
 };
 
 struct setting_def {

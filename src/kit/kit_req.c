@@ -261,7 +261,9 @@ int kit_req_query_once(struct kit_req *req, const char *name, const char **out)
     *out = NULL;
     if (n > 1)
         return kit_resp_query_invalid(req, name, "given more than once");
-    *out = n ? v : NULL;
+    if (n == 1 && !v)
+        return kit_resp_query_invalid(req, name, "has a malformed percent-escape");
+    *out = v;
     return 0;
 }
 
@@ -453,12 +455,7 @@ size_t kit_req_invalid_count(const struct kit_req *req)
     return req->errors ? json_array_size(req->errors) : 0;
 }
 
-/*
- * Counts the code points of a string, or returns SIZE_MAX when it is not well-formed UTF-8 or
- * holds a control character: C0 (U+0000..U+001F), DEL, C1 (U+0080..U+009F), and the line and
- * paragraph separators U+2028/U+2029 (they end lines in JavaScript and in logs).
- */
-static size_t text_chars(const char *s, size_t len)
+size_t kit_text_chars(const char *s, size_t len)
 {
     size_t n = 0;
     for (size_t i = 0; i < len;) {
@@ -517,7 +514,7 @@ static void field_check(struct kit_req *req, const struct kit_field *f, const js
         return;
     }
     if (f->type == JSON_STRING) {
-        size_t n = text_chars(json_string_value(v), json_string_length(v));
+        size_t n = kit_text_chars(json_string_value(v), json_string_length(v));
         if (n == SIZE_MAX) {
             kit_req_invalid(req, f->name, "must not hold control characters");
         } else if ((f->min_len && n < f->min_len) || (f->max_len && n > f->max_len)) {

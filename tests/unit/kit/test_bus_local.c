@@ -272,6 +272,26 @@ static void local_bad_urls(void **state)
     assert_non_null(strstr(err.msg, "local:PATH"));
     assert_ptr_equal(kit_bus_driver_for("local:x", &err), &kit_bus_local);
     assert_ptr_equal(kit_bus_driver_for("amqp://h/", &err), &kit_bus_amqp);
+    assert_ptr_equal(kit_bus_driver_for("amqp://u:p@h:5672/v", &err), &kit_bus_amqp);
+
+    /* a known scheme is checked fully, so that a service refuses the URL at start */
+    static const struct {
+        const char *url, *why;
+    } refused[] = {
+        {"local:", "names no file"}, {"amqps://u:secret@h/", "TLS"},
+        {"amqp://h:99999/", "port"}, {"amqp://h:0/", "port"},
+        {"amqp:///", "no host"},     {"amqp://u:secret@h/%zz", "%-escape"},
+        {"amqp://h/?x=1", "query"},
+    };
+    for (size_t i = 0; i < sizeof refused / sizeof refused[0]; i++) {
+        err = (struct ag_err){0};
+        const struct kit_bus_driver *drv = kit_bus_driver_for(refused[i].url, &err);
+        if (drv || err.code != AG_EINVAL || !strstr(err.msg, refused[i].why) ||
+            strstr(err.msg, "secret"))
+            fail_msg("%s: driver %p, code %d, message \"%s\"; want NULL, %d and \"%s\"",
+                     refused[i].url, (const void *)drv, err.code, err.msg, AG_EINVAL,
+                     refused[i].why);
+    }
 }
 
 int main(void)

@@ -91,6 +91,69 @@ static void query_int(void **state)
     }
 }
 
+static void query_once(void **state)
+{
+    (void)state;
+    struct kit_req req;
+    make(&req, "q=a%20b&r=1&r=2&bad=%zz", NULL, NULL);
+    const char *v = "stale";
+    assert_int_equal(kit_req_query_once(&req, "q", &v), 0);
+    assert_string_equal(v, "a b");
+    v = "stale";
+    assert_int_equal(kit_req_query_once(&req, "absent", &v), 0);
+    assert_null(v);
+    assert_int_equal(req.status, 0);
+    kit_req_release(&req);
+
+    static const char *const bad[] = {"r", "bad"};
+    static const char *const why[] = {"given more than once", "malformed percent-escape"};
+    for (size_t i = 0; i < 2; i++) {
+        make(&req, "q=a%20b&r=1&r=2&bad=%zz", NULL, NULL);
+        v = "stale";
+        int rc = kit_req_query_once(&req, bad[i], &v);
+        if (rc != AG_EINVAL || req.status != 400 || v)
+            fail_msg("%s: rc %d status %d value %s, want %d, 400 and NULL", bad[i], rc, req.status,
+                     v ? v : "(null)", AG_EINVAL);
+        json_t *p = answer_json(&req);
+        json_t *e = json_array_get(json_object_get(p, "errors"), 0);
+        assert_string_equal(json_string_value(json_object_get(e, "field")), bad[i]);
+        const char *message = json_string_value(json_object_get(e, "message"));
+        if (!message || !strstr(message, why[i]))
+            fail_msg("%s: message %s, want it to say %s", bad[i], message ? message : "(null)",
+                     why[i]);
+        json_decref(p);
+        kit_req_release(&req);
+    }
+}
+
+static void text_chars_counts(void **state)
+{
+    (void)state;
+    static const struct {
+        const char *s;
+        size_t len, want;
+    } cases[] = {
+        {"", 0, 0},
+        {"abc", 3, 3},
+        {"h\xc3\xa9\xe2\x82\xac\xf0\x9f\x99\x82", 10, 4}, /* hé€🙂 */
+        {"a\0b", 3, SIZE_MAX},                            /* NUL inside the length */
+        {"a\nb", 3, SIZE_MAX},
+        {"\x7f", 1, SIZE_MAX},
+        {"\xc2\x85", 2, SIZE_MAX},     /* C1 NEL */
+        {"\xc2\xa0", 2, 1},            /* NBSP is text */
+        {"\xe2\x80\xa8", 3, SIZE_MAX}, /* U+2028 */
+        {"\xe2\x80\xa9", 3, SIZE_MAX}, /* U+2029 */
+        {"\xc3", 1, SIZE_MAX},         /* truncated */
+        {"\xc0\xaf", 2, SIZE_MAX},     /* overlong */
+        {"\xed\xa0\x80", 3, SIZE_MAX}, /* a surrogate */
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        size_t n = kit_text_chars(cases[i].s, cases[i].len);
+        if (n != cases[i].want)
+            fail_msg("case %zu: %zu code points, want %zu", i, n, cases[i].want);
+    }
+}
+
 static void query_enum_and_page(void **state)
 {
     (void)state;
@@ -340,6 +403,8 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(query_basic),
         cmocka_unit_test(query_int),
+        cmocka_unit_test(query_once),
+        cmocka_unit_test(text_chars_counts),
         cmocka_unit_test(query_enum_and_page),
         cmocka_unit_test(headers_and_ids),
         cmocka_unit_test(json_body),

@@ -162,9 +162,10 @@ int auth_password_reset(struct kit_req *req)
         goto out;
     }
     auth_token_new(token);
-    auth_token_hash(token, strlen(token), hash);
     /* the reset and its event commit together: a mailer never hears of a reset that is not */
-    rc = kit_db_begin(db, &err);
+    rc = auth_token_hash(token, strlen(token), hash);
+    if (rc >= 0)
+        rc = kit_db_begin(db, &err);
     if (rc >= 0)
         rc = kit_db_exec(db, sql_insert,
                          KIT_DB_PARAMS(AUTH_DB_STR(hash),

@@ -70,7 +70,8 @@ static int session_issue(struct kit_db *db, struct auth_ctx *ctx, const char *us
     if (rc < 0)
         goto out;
     auth_token_new(refresh);
-    auth_token_hash(refresh, AUTH_TOKEN_LEN, hash);
+    if ((rc = auth_token_hash(refresh, AUTH_TOKEN_LEN, hash)) < 0) /* never store an empty hash */
+        goto out;
     kit_id_new(id);
     const char *family = family_id ? family_id : id; /* a login starts a family */
     rc = kit_db_exec(

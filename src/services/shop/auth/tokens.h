@@ -13,7 +13,10 @@ enum {
 /* Writes a new token (AUTH_TOKEN_LEN characters and a NUL) from libsodium's CSPRNG. */
 void auth_token_new(char out[AUTH_TOKEN_LEN + 1]);
 
-/* Writes the SHA-256 of the len bytes of token as lowercase hex and a NUL. */
-void auth_token_hash(const char *token, size_t len, char out[AUTH_HASH_LEN + 1]);
+/*
+ * Writes the SHA-256 of the len bytes of token as lowercase hex and a NUL. Returns 0, or
+ * AG_ENOMEM when the digest could not run; out is then "" (it matches no stored hash).
+ */
+int auth_token_hash(const char *token, size_t len, char out[AUTH_HASH_LEN + 1]);
 
 #endif
