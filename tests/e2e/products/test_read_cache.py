@@ -1,7 +1,21 @@
 """The catalog's read cache (AGORA_PRODUCTS_CACHE_MB, on by default) never shows a stale answer
 after a change made through this service: each change drops the cache at once."""
 
+import re
+
 from catalogclient import get_product, new_category, new_product, unique
+
+HITS = "agora_products_cache_hits_total"
+
+
+def _cache_hits(client):
+    """agora_products_cache_hits_total as agora-products' own /metrics reports it now."""
+    r = client.call("GET", "/metrics", direct=True, check=False)
+    assert r.status == 200, r.body
+    text = r.body.decode("utf-8") if isinstance(r.body, bytes) else r.body
+    found = re.findall(rf"^{HITS} (\d+)$", text, re.MULTILINE)
+    assert len(found) == 1, f"{HITS} appears {len(found)} times in /metrics:\n{text}"
+    return int(found[0])
 
 
 def _list(client, query, token=None):
@@ -12,8 +26,13 @@ def _list(client, query, token=None):
 
 def test_a_write_is_seen_by_the_next_read(client, admin_token):
     p = new_product(client, admin_token, on_hand=5)
+    hits = _cache_hits(client)
     assert get_product(client, p["id"])["price"]["amount"] == 1999
+    after_miss = _cache_hits(client)
+    assert after_miss == hits, f"the first read after a write was counted as a hit: {hits} -> {after_miss}"
     get_product(client, p["id"])  # served from the cache now
+    after_hit = _cache_hits(client)
+    assert after_hit == after_miss + 1, f"{HITS} went from {after_miss} to {after_hit}, not +1"
     r = client.call("PATCH", f"/api/v1/products/{p['id']}", json={"price": {"amount": 2500, "currency": "EUR"}}, token=admin_token)
     assert r.status == 200, r.body
     assert get_product(client, p["id"])["price"]["amount"] == 2500

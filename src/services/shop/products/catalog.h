@@ -38,8 +38,6 @@ struct catalog_ctx *catalog_ctx_of(struct kit_req *req);
 
 /* True when code is an ISO 4217 alphabetic code in use ("EUR", "USD", "JPY"...). */
 bool catalog_currency_valid(const char *code);
-/* Digits after the decimal point for a valid currency (2 for EUR, 0 for JPY, 3 for KWD). */
-int catalog_currency_exponent(const char *code);
 /*
  * A URL slug from a name: lowercase ASCII letters and digits, '-' between words, at most 120
  * bytes; non-ASCII letters lose their accents where Latin-1 has them, other bytes separate
@@ -79,6 +77,15 @@ int products_list_scoped(struct kit_req *req, enum products_scope scope, const c
 int products_load(struct kit_db *db, const char *tenant, const char *id, json_t **out,
                   struct ag_err *err);
 
+/*
+ * Inside tx: loads the product id of tenant and emits event (products.product.created /
+ * .updated) with it as its data. Returns 0 with *out the product (a new reference the caller
+ * owns) when out is not NULL; AG_ENOTFOUND ("vanished inside its transaction") when the row is
+ * gone; or a database / event code (*out left alone).
+ */
+int products_emit(struct kit_db *tx, const char *tenant, const char *id, const char *event,
+                  json_t **out, struct ag_err *err);
+
 /* ---- taxonomy.c: categories, brands, types, catalogs, vat-rates ---- */
 #define CATALOG_TAXONOMY_HANDLERS(res)                                                             \
     int res##_list(struct kit_req *req);                                                           \
@@ -111,9 +118,11 @@ void reservations_expiry_stop(struct catalog_ctx *ctx);
 
 /*
  * Emits products.inventory.updated for the product row (and products.inventory.low when
- * available went from above its threshold to at or below it), inside tx.
+ * available went from above its threshold to at or below it), inside tx. sku is the row's, as
+ * read or returned by the caller's own statement (no extra query here).
  */
-int inventory_emit(struct kit_db *tx, const char *product_id, int64_t on_hand, int64_t reserved,
-                   int64_t available_before, int64_t low_threshold, struct ag_err *err);
+int inventory_emit(struct kit_db *tx, const char *product_id, const char *sku, int64_t on_hand,
+                   int64_t reserved, int64_t available_before, int64_t low_threshold,
+                   struct ag_err *err);
 
 #endif

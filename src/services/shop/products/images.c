@@ -12,7 +12,6 @@
 
 enum {
     IMAGES_PER_PRODUCT_MAX = 20,
-    IMAGE_WRITE_PIECE = 64 * 1024, /* bytes handed to the blob store at a time */
     IMAGE_KEY_MAX = 160,
     IMAGE_URL_MAX = 128,
     TENANT_HASH_HEX = 16, /* the tenant's part of a blob key: a hash prefix, since a tenant
@@ -96,16 +95,14 @@ static int image_blob_key(const char *tenant, const char *product_id, const char
     return 0;
 }
 
-/* Writes body to the blob store under key, in pieces (the blob port's streaming shape). */
+/* Writes body to the blob store under key; nothing is left under key when it fails. */
 static int image_blob_put(struct kit_blob_store *blobs, const char *key, struct ag_str body,
                           struct ag_err *err)
 {
     struct kit_blob_writer *w = NULL;
     int rc = kit_blob_begin(blobs, key, &w, err);
-    for (size_t off = 0; rc == 0 && off < body.len; off += IMAGE_WRITE_PIECE) {
-        size_t n = body.len - off < IMAGE_WRITE_PIECE ? body.len - off : IMAGE_WRITE_PIECE;
-        rc = kit_blob_write(w, body.p + off, n, err);
-    }
+    if (rc == 0)
+        rc = kit_blob_write(w, body.p, body.len, err);
     if (rc < 0) {
         kit_blob_abort(w);
         return rc;
@@ -124,21 +121,6 @@ static int image_touch_product(struct kit_db *tx, const char *tenant, const char
     return kit_db_exec(tx, "UPDATE products SET updated_at = $3 WHERE id = $1 AND tenant = $2",
                        KIT_DB_PARAMS(KIT_DB_TEXT(product_id), KIT_DB_TEXT(tenant), KIT_DB_INT(now)),
                        err);
-}
-
-/* Inside tx: emits products.product.updated with the product as it now is. */
-static int image_emit_product(struct kit_db *tx, const char *tenant, const char *product_id,
-                              struct ag_err *err)
-{
-    json_t *product = NULL;
-    int rc = products_load(tx, tenant, product_id, &product, err);
-    if (rc == 0 && !product)
-        rc =
-            ag_err_set(err, AG_ENOTFOUND, "product %s vanished inside its transaction", product_id);
-    if (rc == 0)
-        rc = kit_event_emit(tx, "products.product.updated", product_id, product, err);
-    json_decref(product);
-    return rc;
 }
 
 /* The upload's checks that need no database: 415, 413, 422. Answers and returns AG_EINVAL. */
@@ -231,13 +213,16 @@ int images_upload(struct kit_req *req)
         rc = kit_resp_problem(req, 404, "no product %s", product_id);
         goto out;
     }
-    rc = kit_db_query_int(db, "SELECT COUNT(*) FROM product_images WHERE product_id = $1",
-                          KIT_DB_PARAMS(KIT_DB_TEXT(product_id)), &count, &err);
-    if (rc == 0)
-        rc = kit_db_query_int(db,
-                              "SELECT COALESCE(MAX(position) + 1, 0) FROM product_images "
-                              "WHERE product_id = $1",
-                              KIT_DB_PARAMS(KIT_DB_TEXT(product_id)), &position, &err);
+    rows = NULL;
+    rc = kit_db_query(db,
+                      "SELECT COUNT(*), COALESCE(MAX(position) + 1, 0) FROM product_images "
+                      "WHERE product_id = $1",
+                      KIT_DB_PARAMS(KIT_DB_TEXT(product_id)), 1, &rows, &err);
+    if (rc > 0) {
+        count = kit_db_rows_int(rows, 0, 0);
+        position = kit_db_rows_int(rows, 0, 1);
+    }
+    kit_db_rows_free(rows);
     if (rc < 0)
         goto db_fail;
     if (count >= IMAGES_PER_PRODUCT_MAX) {
@@ -254,7 +239,7 @@ int images_upload(struct kit_req *req)
                      &err);
     if (rc < 0)
         goto db_fail;
-    rc = image_emit_product(db, tenant, product_id, &err);
+    rc = products_emit(db, tenant, product_id, "products.product.updated", NULL, &err);
     if (rc < 0)
         goto db_fail;
     rc = kit_db_commit(db, &err);
@@ -389,7 +374,7 @@ int images_delete(struct kit_req *req)
     rc = kit_db_exec(db, "DELETE FROM product_images WHERE id = $1 AND tenant = $2",
                      KIT_DB_PARAMS(KIT_DB_TEXT(image_id), KIT_DB_TEXT(tenant)), &err);
     if (rc >= 0)
-        rc = image_emit_product(db, tenant, product_id, &err);
+        rc = products_emit(db, tenant, product_id, "products.product.updated", NULL, &err);
     if (rc >= 0)
         rc = kit_db_commit(db, &err);
     if (rc < 0)

@@ -6,37 +6,24 @@
 #include "catalog.h"
 #include "core/banned.h"
 
-int inventory_emit(struct kit_db *tx, const char *product_id, int64_t on_hand, int64_t reserved,
-                   int64_t available_before, int64_t low_threshold, struct ag_err *err)
+int inventory_emit(struct kit_db *tx, const char *product_id, const char *sku, int64_t on_hand,
+                   int64_t reserved, int64_t available_before, int64_t low_threshold,
+                   struct ag_err *err)
 {
-    struct kit_db_rows *rows = NULL;
-    json_t *data = NULL;
     int64_t available = on_hand - reserved;
-    int rc = kit_db_query(tx, "SELECT sku FROM products WHERE id = $1",
-                          KIT_DB_PARAMS(KIT_DB_TEXT(product_id)), 1, &rows, err);
-    if (rc < 0)
-        goto out;
-    if (rc == 0) {
-        rc =
-            ag_err_set(err, AG_ENOTFOUND, "product %s vanished inside its transaction", product_id);
-        goto out;
-    }
-    data = json_pack("{s:s, s:o, s:I, s:I, s:I, s:I}", "product_id", product_id, "sku",
-                     kit_db_rows_json_text(rows, 0, 0), "on_hand", (json_int_t)on_hand, "reserved",
-                     (json_int_t)reserved, "available", (json_int_t)available, "low_threshold",
-                     (json_int_t)low_threshold);
-    if (!data) {
-        rc = ag_err_set(err, AG_ENOMEM, "out of memory building an inventory event");
-        goto out;
-    }
+    int rc;
+    json_t *data =
+        json_pack("{s:s, s:s, s:I, s:I, s:I, s:I}", "product_id", product_id, "sku", sku, "on_hand",
+                  (json_int_t)on_hand, "reserved", (json_int_t)reserved, "available",
+                  (json_int_t)available, "low_threshold", (json_int_t)low_threshold);
+    if (!data)
+        return ag_err_set(err, AG_ENOMEM, "out of memory building an inventory event");
     rc = kit_event_emit(tx, "products.inventory.updated", product_id, data, err);
     /* Only the crossing fires "low", so a product sitting below its threshold does not repeat
      * the alert on every sale. */
     if (rc == 0 && available_before > low_threshold && available <= low_threshold)
         rc = kit_event_emit(tx, "products.inventory.low", product_id, data, err);
-out:
     json_decref(data);
-    kit_db_rows_free(rows);
     return rc;
 }
 
@@ -68,10 +55,12 @@ static int stock_change_parse(struct kit_req *req, bool *is_set, int64_t *value)
 
 int inventory_stock(struct kit_req *req)
 {
+    /* Touching updated_at takes the row lock on PostgreSQL before the stock is read, so the
+     * values returned are the latest and no concurrent change (stock or reservation) can slip
+     * in before the write below. */
     static const char sql_touch[] =
-        "UPDATE products SET updated_at = $3 WHERE id = $1 AND tenant = $2";
-    static const char sql_read[] =
-        "SELECT on_hand, reserved, low_stock_threshold FROM products WHERE id = $1 AND tenant = $2";
+        "UPDATE products SET updated_at = $3 WHERE id = $1 AND tenant = $2 "
+        "RETURNING on_hand, reserved, low_stock_threshold, sku";
     /* The guard repeats the checks made in C: the last line of defence if the row changed. */
     static const char sql_write[] = "UPDATE products SET on_hand = $3 "
                                     "WHERE id = $1 AND tenant = $2 AND $3 >= reserved";
@@ -90,14 +79,9 @@ int inventory_stock(struct kit_req *req)
     rc = kit_db_begin(db, &err);
     if (rc < 0)
         return kit_req_db_fail(req, rc, &err);
-    /* Touch first: on PostgreSQL this takes the row lock, so the read below is the latest
-     * stock and no concurrent change (stock or reservation) can slip in between. */
-    rc = kit_db_exec(db, sql_touch,
-                     KIT_DB_PARAMS(KIT_DB_TEXT(id), KIT_DB_TEXT(tenant), KIT_DB_INT(kit_now_ms())),
-                     &err);
-    if (rc > 0)
-        rc = kit_db_query(db, sql_read, KIT_DB_PARAMS(KIT_DB_TEXT(id), KIT_DB_TEXT(tenant)), 1,
-                          &rows, &err);
+    rc = kit_db_query(db, sql_touch,
+                      KIT_DB_PARAMS(KIT_DB_TEXT(id), KIT_DB_TEXT(tenant), KIT_DB_INT(kit_now_ms())),
+                      1, &rows, &err);
     if (rc < 0)
         goto db_fail;
     if (rc == 0) {
@@ -128,7 +112,8 @@ int inventory_stock(struct kit_req *req)
     if (rc == 0)
         rc = ag_err_set(&err, AG_ECONFLICT, "stock of %s changed under its row lock", id);
     if (rc > 0)
-        rc = inventory_emit(db, id, target, reserved, on_hand - reserved, threshold, &err);
+        rc = inventory_emit(db, id, kit_db_rows_text(rows, 0, 3, NULL), target, reserved,
+                            on_hand - reserved, threshold, &err);
     if (rc >= 0)
         rc = products_load(db, tenant, id, &product, &err);
     if (rc >= 0 && !product)

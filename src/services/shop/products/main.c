@@ -3,6 +3,7 @@
 
 #include "catalog.h"
 #include "core/log.h"
+#include "core/metrics.h"
 #include "core/banned.h"
 
 #define ADMIN   KIT_ROLE("admin")
@@ -68,6 +69,21 @@ static int setting_int(struct kit_app *app, const char *env, int64_t min, int64_
     return 0;
 }
 
+/* agora_products_cache_hits_total: the public reads answered from the read cache. */
+static int cache_hits_register(struct read_cache *cache, struct ag_err *err)
+{
+    struct ag_metric *metric = NULL;
+    struct ag_series *hits = NULL;
+    int rc = ag_metrics_counter(ag_metrics_default(), "agora_products_cache_hits_total",
+                                "Public catalog reads answered from the read cache.", NULL, 0, 0,
+                                &metric, err);
+    if (rc == 0 && (rc = ag_metric_series(metric, NULL, &hits)) < 0)
+        rc = ag_err_set(err, rc, "cannot create the cache hit counter series");
+    if (rc == 0)
+        read_cache_count_hits(cache, hits);
+    return rc;
+}
+
 static int catalog_start(struct kit_app *app, struct ag_err *err)
 {
     struct catalog_ctx *ctx = calloc(1, sizeof *ctx);
@@ -86,6 +102,8 @@ static int catalog_start(struct kit_app *app, struct ag_err *err)
         rc = setting_int(app, "AGORA_PRODUCTS_CACHE_TTL_MS", 1, 60000, &ttl_ms, err);
     if (rc == 0 && read_cache_new((size_t)cache_mb << 20, ttl_ms, &ctx->cache) < 0)
         rc = ag_err_set(err, AG_ENOMEM, "out of memory for the read cache");
+    if (rc == 0)
+        rc = cache_hits_register(ctx->cache, err);
     if (rc == 0)
         rc = kit_blob_open(blobs && *blobs ? blobs : "file:var/blobs", &ctx->blobs, err);
     if (rc == 0)

@@ -26,21 +26,6 @@ void product_input_release(struct product_input *in)
     free(in->attributes);
 }
 
-/* Code points of s when it is well-formed UTF-8 without control characters, else SIZE_MAX. */
-static size_t text_length(const char *s)
-{
-    size_t n = 0, len = strlen(s);
-    for (size_t i = 0; i < len; n++) {
-        size_t l = ag_utf8_sequence_len((const unsigned char *)s + i, len - i);
-        unsigned char c = (unsigned char)s[i];
-        if (l == 0 || (l == 1 && (c < 0x20 || c == 0x7f)) ||
-            (l == 2 && c == 0xc2 && (unsigned char)s[i + 1] < 0xa0))
-            return SIZE_MAX;
-        i += l;
-    }
-    return n;
-}
-
 static bool sku_valid(const char *s)
 {
     for (size_t i = 0; s[i]; i++) {
@@ -128,8 +113,10 @@ static int input_attributes(struct kit_req *req, const json_t *doc, struct produ
     }
     json_object_foreach((json_t *)attrs, key, v)
     {
-        size_t klen = text_length(key);
-        size_t vlen = json_is_string(v) ? text_length(json_string_value(v)) : SIZE_MAX;
+        size_t klen = kit_text_chars(key, strlen(key));
+        size_t vlen = json_is_string(v)
+                          ? kit_text_chars(json_string_value(v), json_string_length(v))
+                          : SIZE_MAX;
         snprintf(msg, sizeof msg,
                  "names must be 1 to %d characters and values strings of at most %d characters, "
                  "without control characters",

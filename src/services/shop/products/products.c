@@ -167,6 +167,23 @@ int products_load(struct kit_db *db, const char *tenant, const char *id, json_t 
     return rc < 0 ? rc : 0;
 }
 
+int products_emit(struct kit_db *tx, const char *tenant, const char *id, const char *event,
+                  json_t **out, struct ag_err *err)
+{
+    json_t *product = NULL;
+    int rc = products_load(tx, tenant, id, &product, err);
+    if (rc == 0 && !product)
+        rc = ag_err_set(err, AG_ENOTFOUND, "product %s vanished inside its transaction", id);
+    if (rc == 0)
+        rc = kit_event_emit(tx, event, id, product, err);
+    if (rc == 0 && out) {
+        *out = product;
+        product = NULL;
+    }
+    json_decref(product);
+    return rc < 0 ? rc : 0;
+}
+
 /* ---- the read cache (read_cache.h): public reads only, as the bytes answered ---- */
 
 /* The cache to use for this request: NULL for admins and services, who see what the public
@@ -421,11 +438,7 @@ static int product_finish(struct kit_req *req, struct kit_db *db, const char *id
                           const char *location, struct ag_err *err)
 {
     json_t *product = NULL;
-    int rc = products_load(db, kit_req_tenant(req), id, &product, err);
-    if (rc == 0 && !product)
-        rc = ag_err_set(err, AG_ENOTFOUND, "product %s vanished inside its transaction", id);
-    if (rc == 0)
-        rc = kit_event_emit(db, event, id, product, err);
+    int rc = products_emit(db, kit_req_tenant(req), id, event, &product, err);
     if (rc == 0)
         rc = kit_db_commit(db, err);
     if (rc < 0) {
@@ -496,8 +509,9 @@ int products_create(struct kit_req *req)
 
 /*
  * Opens the transaction and locks the product id of the tenant (FOR UPDATE on PostgreSQL;
- * SQLite's BEGIN IMMEDIATE already holds the write lock). Returns 1 with *sku (owned) when it
- * exists, 0 after answering 404, or a database code after kit_req_db_fail.
+ * SQLite's BEGIN IMMEDIATE already holds the write lock). Returns 1 when it exists, with *sku
+ * its sku (owned by the caller) unless sku is NULL; 0 after answering 404; or a database code
+ * after kit_req_db_fail; AG_ENOMEM (rolled back, nothing answered) when the sku cannot be copied.
  */
 static int product_lock(struct kit_req *req, const char *id, char **sku)
 {
@@ -520,9 +534,10 @@ static int product_lock(struct kit_req *req, const char *id, char **sku)
         rc = kit_resp_problem(req, 404, "no such product");
         return rc < 0 ? rc : 0;
     }
-    *sku = strdup(kit_db_rows_text(rows, 0, 0, NULL));
+    if (sku)
+        *sku = strdup(kit_db_rows_text(rows, 0, 0, NULL));
     kit_db_rows_free(rows);
-    if (!*sku) {
+    if (sku && !*sku) {
         kit_db_rollback(db);
         return AG_ENOMEM;
     }
@@ -549,16 +564,14 @@ static int product_replace_with(struct kit_req *req, const char *id, const json_
 int products_replace(struct kit_req *req)
 {
     const char *id;
-    char *sku = NULL;
     json_t *body;
     int rc = kit_req_param_id(req, "id", &id);
     if (rc == 0)
         rc = kit_req_json(req, &body);
     if (rc == 0)
-        rc = product_lock(req, id, &sku);
+        rc = product_lock(req, id, NULL);
     if (rc == 1)
         rc = product_replace_with(req, id, body);
-    free(sku);
     return rc;
 }
 
@@ -612,12 +625,11 @@ int products_patch(struct kit_req *req)
     struct ag_err err = {0};
     json_t *body, *product = NULL, *doc = NULL;
     const char *id;
-    char *sku = NULL;
     int rc = kit_req_param_id(req, "id", &id);
     if (rc == 0)
         rc = kit_req_json(req, &body);
     if (rc == 0)
-        rc = product_lock(req, id, &sku);
+        rc = product_lock(req, id, NULL);
     if (rc != 1)
         goto out;
     rc = products_load(db, kit_req_tenant(req), id, &product, &err);
@@ -635,7 +647,6 @@ int products_patch(struct kit_req *req)
 out:
     json_decref(doc);
     json_decref(product);
-    free(sku);
     return rc;
 }
 

@@ -32,6 +32,7 @@ struct read_cache {
     _Atomic uint64_t generation;
     size_t budget, used;
     int64_t ttl_ms;
+    struct ag_series *hits; /* NULL: not counted */
     struct slot slots[SLOTS];
 };
 
@@ -99,6 +100,12 @@ uint64_t read_cache_generation(const struct read_cache *c)
     return c ? atomic_load(&((struct read_cache *)c)->generation) : 0;
 }
 
+void read_cache_count_hits(struct read_cache *c, struct ag_series *hits)
+{
+    if (c)
+        c->hits = hits;
+}
+
 bool read_cache_get(struct read_cache *c, struct ag_str key, struct ag_buf *out)
 {
     if (!c)
@@ -113,6 +120,8 @@ bool read_cache_get(struct read_cache *c, struct ag_str key, struct ag_buf *out)
             slot_clear(c, s); /* stale: free its memory now */
     }
     pthread_mutex_unlock(&c->mu);
+    if (hit)
+        ag_counter_inc(c->hits);
     return hit;
 }
 

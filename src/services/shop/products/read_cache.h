@@ -12,6 +12,7 @@
 #include <stdint.h>
 
 #include "core/buf.h"
+#include "core/metrics.h"
 
 struct read_cache;
 
@@ -24,7 +25,14 @@ void read_cache_invalidate(struct read_cache *c);
 /* The generation now: take it before reading the database, give it to read_cache_put. */
 uint64_t read_cache_generation(const struct read_cache *c);
 
-/* On a hit, appends the cached body to out and returns true. */
+/*
+ * Counts every hit from now on in hits (a lock-free counter series of core/metrics.h, owned by
+ * its registry; NULL stops counting). Call before the cache is shared: the pointer itself is
+ * not synchronised. c NULL: nothing.
+ */
+void read_cache_count_hits(struct read_cache *c, struct ag_series *hits);
+
+/* On a hit, appends the cached body to out, adds 1 to the hit counter and returns true. */
 bool read_cache_get(struct read_cache *c, struct ag_str key, struct ag_buf *out);
 /*
  * Stores body under key, unless the catalog changed since generation was taken (the body may

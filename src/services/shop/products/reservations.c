@@ -28,7 +28,7 @@ struct reservation_item {
 
 /*
  * How a change of a reservation's state moves a product's units: the product UPDATE (with
- * $1 id, $2 tenant, $3 quantity, $4 now, RETURNING on_hand, reserved, low_stock_threshold) and
+ * $1 id, $2 tenant, $3 quantity, $4 now, RETURNING on_hand, reserved, low_stock_threshold, sku) and
  * how much it adds to available (for the products.inventory.low crossing).
  */
 struct stock_move {
@@ -39,15 +39,15 @@ struct stock_move {
 static const struct stock_move move_reserve = {
     "UPDATE products SET reserved = reserved + $3, updated_at = $4 "
     "WHERE id = $1 AND tenant = $2 AND active = 1 AND on_hand - reserved >= $3 "
-    "RETURNING on_hand, reserved, low_stock_threshold",
+    "RETURNING on_hand, reserved, low_stock_threshold, sku",
     -1};
 static const struct stock_move move_release = {
     "UPDATE products SET reserved = reserved - $3, updated_at = $4 "
-    "WHERE id = $1 AND tenant = $2 RETURNING on_hand, reserved, low_stock_threshold",
+    "WHERE id = $1 AND tenant = $2 RETURNING on_hand, reserved, low_stock_threshold, sku",
     1};
 static const struct stock_move move_commit = {
     "UPDATE products SET on_hand = on_hand - $3, reserved = reserved - $3, updated_at = $4 "
-    "WHERE id = $1 AND tenant = $2 RETURNING on_hand, reserved, low_stock_threshold",
+    "WHERE id = $1 AND tenant = $2 RETURNING on_hand, reserved, low_stock_threshold, sku",
     0};
 
 /* True for 1..64 bytes of [A-Za-z0-9._:-]. */
@@ -79,8 +79,8 @@ static int stock_move_apply(struct kit_db *tx, const struct stock_move *move, co
     if (rc > 0) {
         int64_t on_hand = kit_db_rows_int(rows, 0, 0), reserved = kit_db_rows_int(rows, 0, 1);
         int64_t before = on_hand - reserved - move->available_sign * quantity;
-        rc = inventory_emit(tx, product_id, on_hand, reserved, before, kit_db_rows_int(rows, 0, 2),
-                            err);
+        rc = inventory_emit(tx, product_id, kit_db_rows_text(rows, 0, 3, NULL), on_hand, reserved,
+                            before, kit_db_rows_int(rows, 0, 2), err);
         if (rc == 0)
             rc = 1;
     }

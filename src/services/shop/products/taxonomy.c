@@ -503,14 +503,9 @@ int taxonomy_products_emit_updated(struct kit_db *db, const char *tenant,
                                    const struct kit_db_rows *ids, struct ag_err *err)
 {
     int rc = 0;
-    for (size_t r = 0; rc >= 0 && ids && r < kit_db_rows_count(ids); r++) {
-        const char *pid = kit_db_rows_text(ids, r, 0, NULL);
-        json_t *product = NULL;
-        rc = products_load(db, tenant, pid, &product, err);
-        if (rc >= 0 && product)
-            rc = kit_event_emit(db, "products.product.updated", pid, product, err);
-        json_decref(product);
-    }
+    for (size_t r = 0; rc >= 0 && ids && r < kit_db_rows_count(ids); r++)
+        rc = products_emit(db, tenant, kit_db_rows_text(ids, r, 0, NULL),
+                           "products.product.updated", NULL, err);
     return rc < 0 ? rc : 0;
 }
 

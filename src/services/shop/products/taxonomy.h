@@ -53,7 +53,10 @@ int taxonomy_usage_count(struct kit_db *db, const struct taxonomy_kind *k, const
 int taxonomy_usage_ids(struct kit_db *db, const struct taxonomy_kind *k, const char *tenant,
                        const char *id, struct kit_db_rows **out, struct ag_err *err);
 
-/* Emits products.product.updated for each product of ids (may be NULL). Returns 0 or db codes. */
+/*
+ * Emits products.product.updated for each product of ids (may be NULL), inside the caller's
+ * transaction. Returns 0, AG_ENOTFOUND when one vanished inside it, or db / event codes.
+ */
 int taxonomy_products_emit_updated(struct kit_db *db, const char *tenant,
                                    const struct kit_db_rows *ids, struct ag_err *err);
 
