@@ -108,9 +108,16 @@ def test_register_update_roles_events(client, platform, admin):
     assert updated[-1]["data"]["changed"] == ["disabled"] and updated[-1]["data"]["disabled"] is True
 
     # every event id is unique; the created event came before the updates
-    ids = [e["id"] for e in _events(platform)]
+    log = _events(platform)
+    ids = [e["id"] for e in log]
     assert len(ids) == len(set(ids))
-    assert len(_events(platform, "auth.user.created", uid)) == 1
+    order = [e["type"] for e in log if e["subject"] == uid]
+    assert order[0] == "auth.user.created", f"the log for {uid}: {order}"
+    assert order.count("auth.user.created") == 1, f"the log for {uid}: {order}"
+    # the refused duplicate registration (before the updates, which the relay published after it)
+    # made no created event of its own, under any id
+    same_email = [e["subject"] for e in log if e["type"] == "auth.user.created" and e["data"].get("email") == email]
+    assert same_email == [uid], f"auth.user.created events for {email}: {same_email}"
 
 
 def test_password_events_never_carry_the_token(client, platform):

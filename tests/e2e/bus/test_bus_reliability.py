@@ -19,6 +19,7 @@ import time
 PRODUCTS = 1000
 WRITERS = 4
 PACE_S = 0.05  # between two creates of one writer: the writing lasts ~15 s, under the chaos
+CHAOS_TIMEOUT = 180.0  # for the writing and the kills; they take ~15 s
 SETTLE_TIMEOUT = 240.0  # for the last events to drain after the chaos ends
 
 
@@ -37,10 +38,13 @@ def _post(port, path, body, token):
         conn.close()
 
 
-def _create_all(platform, token, skus, errors):
+def _create_all(platform, token, skus, errors, stop):
     """Creates each product straight at agora-products, retrying through its restarts: a create
-    whose answer was lost is retried and then meets 409 (the SKU exists), which counts."""
+    whose answer was lost is retried and then meets 409 (the SKU exists), which counts. Returns
+    early once stop (a threading.Event) is set."""
     for sku in skus:
+        if stop.is_set():
+            return
         body = {"sku": sku, "name": f"Chaos {sku}", "price": {"amount": 100, "currency": "EUR"}}
         deadline = time.monotonic() + 120
         while True:
@@ -56,6 +60,8 @@ def _create_all(platform, token, skus, errors):
             if time.monotonic() > deadline:
                 errors.append(f"{sku}: not created within 120 s")
                 break
+            if stop.is_set():
+                return
             time.sleep(0.05)
         time.sleep(PACE_S)
 
@@ -77,27 +83,34 @@ def test_every_event_takes_effect_once_under_kills(bus_platform):
     rng = random.Random(5)
     skus = [f"CHAOS-{i:05d}" for i in range(PRODUCTS)]
     errors = []
-    writers = [threading.Thread(target=_create_all, args=(p, token, skus[i::WRITERS], errors)) for i in range(WRITERS)]
+    stop = threading.Event()
+    writers = [threading.Thread(target=_create_all, args=(p, token, skus[i::WRITERS], errors, stop)) for i in range(WRITERS)]
     for w in writers:
         w.start()
     kills = {"products": 0, "probe": 0}
     restarted_broker = False
     # Kills at random moments while the writers run (and until each process died at least
-    # twice); the broker restarts once, after the second kill, while products keep coming.
-    while any(w.is_alive() for w in writers) or min(kills.values()) < 2:
-        time.sleep(rng.uniform(0.5, 2.0))
-        victim = rng.choice(["products", "probe"])
-        if kills[victim] < 4 and _kill(p, victim):
-            kills[victim] += 1
-        if p.broker is not None and not restarted_broker and sum(kills.values()) >= 2:
-            p.broker.restart()
-            restarted_broker = True
-    for w in writers:
-        w.join()
+    # twice); the broker restarts once, after the second kill, while products keep coming. So
+    # once the loop ends, each process was killed twice and the broker (if any) restarted.
+    chaos_deadline = time.monotonic() + CHAOS_TIMEOUT
+    try:
+        while any(w.is_alive() for w in writers) or min(kills.values()) < 2:
+            assert time.monotonic() < chaos_deadline, (
+                f"the chaos did not end within {CHAOS_TIMEOUT} s: kills {kills}, broker restarted "
+                f"{restarted_broker}, writers alive {sum(w.is_alive() for w in writers)}, errors {errors[:10]}"
+            )
+            time.sleep(rng.uniform(0.5, 2.0))
+            victim = rng.choice(["products", "probe"])
+            if kills[victim] < 4 and _kill(p, victim):
+                kills[victim] += 1
+            if p.broker is not None and not restarted_broker and sum(kills.values()) >= 2:
+                p.broker.restart()
+                restarted_broker = True
+    finally:
+        stop.set()  # only matters when the loop failed: the writers have ended otherwise
+        for w in writers:
+            w.join()
     assert not errors, errors[:10]
-    assert min(kills.values()) >= 2, f"the chaos did not happen: {kills}"
-    if p.broker is not None:
-        assert restarted_broker, "the broker was not restarted"
 
     created = "SELECT COUNT(*) FROM outbox WHERE type = 'products.product.created'"
     deadline = time.monotonic() + SETTLE_TIMEOUT
@@ -122,6 +135,11 @@ def test_every_event_takes_effect_once_under_kills(bus_platform):
     # The same ids on both sides: the products' subjects are the probe's subjects.
     products_rows = p.count("products", "SELECT COUNT(*) FROM products WHERE sku LIKE 'CHAOS-%'")
     assert products_rows == PRODUCTS
+    if p.broker is not None:
+        # RabbitMQ carried the events: the probe's group queue is on the broker (it would not
+        # be if the services had fallen back to another bus)
+        queues = p.broker.ctl("list_queues", "name").split()
+        assert "agora.bus-probe" in queues, f"the broker's queues: {queues}"
 
 
 def test_dead_event_is_parked_and_replayed(bus_platform):

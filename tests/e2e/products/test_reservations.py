@@ -86,7 +86,7 @@ def test_hold_release(client, admin_token, service_token):
     assert stock_triplet(client, pid) == (4, 0, 4)
 
 
-def test_idempotency(client, admin_token, service_token):
+def test_idempotency(client, admin_token, service_token, other_tenant_admin_token):
     a = stocked_product(client, admin_token, 10)["id"]
     b = stocked_product(client, admin_token, 10)["id"]
     reservation_id = rid("idem")
@@ -100,8 +100,18 @@ def test_idempotency(client, admin_token, service_token):
         assert reservation_id in r.body["detail"]
     assert stock_triplet(client, a) == (10, 2, 8)
     assert stock_triplet(client, b) == (10, 1, 9)
-    # the same id in another tenant is another reservation
+    # the same id in another tenant is another reservation: t2 does not see this one, and making
+    # its own under the same id is a new reservation (201), which leaves this one as it was
+    assert client.call("GET", f"{RES}/{reservation_id}", token=other_tenant_admin_token).status == 404
+    c = stocked_product(client, other_tenant_admin_token, 4)["id"]
+    theirs = reserve(client, other_tenant_admin_token, reservation_id, [(c, 3)], expires_in_s=600).body
+    assert theirs["items"] == [{"product_id": c, "quantity": 3}], theirs
+    r = client.call("GET", f"{RES}/{reservation_id}", token=other_tenant_admin_token)
+    assert r.status == 200 and r.body["items"] == theirs["items"], r.body
+    assert get_product(client, c, token=other_tenant_admin_token)["stock"]["reserved"] == 3
     assert client.call("GET", f"{RES}/{reservation_id}", token=service_token).body["items"] == first["items"]
+    assert stock_triplet(client, a) == (10, 2, 8)
+    assert stock_triplet(client, b) == (10, 1, 9)
 
 
 def test_events(client, platform, request, admin_token, service_token):
