@@ -165,11 +165,11 @@ static int builtin_metrics(struct kit_req *req)
 }
 
 static const struct kit_route builtin_routes[] = {
-    {"GET", "/healthz", builtin_healthz, KIT_PUBLIC},
-    {"GET", "/readyz", builtin_readyz, KIT_PUBLIC},
-    {"GET", "/metrics", builtin_metrics, KIT_PUBLIC},
-    {"GET", "/_kit/events/dead", kit_bus_route_dead, KIT_ROLE("admin")},
-    {"POST", "/_kit/events/replay", kit_bus_route_replay, KIT_ROLE("admin")},
+    {"GET", "/healthz", builtin_healthz, KIT_PUBLIC, NULL},
+    {"GET", "/readyz", builtin_readyz, KIT_PUBLIC, NULL},
+    {"GET", "/metrics", builtin_metrics, KIT_PUBLIC, NULL},
+    {"GET", "/_kit/events/dead", kit_bus_route_dead, KIT_ROLE("admin"), NULL},
+    {"POST", "/_kit/events/replay", kit_bus_route_replay, KIT_ROLE("admin"), NULL},
 };
 
 /* ---- jobs on the loop ---- */
@@ -461,8 +461,16 @@ static void on_request(struct ag_http_exchange *ex)
         job_answer_now(job);
         return;
     }
-    if (hr->body == AG_HTTP_BODY_NONE)
-        job_submit(job);
+    if (hr->body != AG_HTTP_BODY_NONE)
+        return; /* on_body submits it when the body is complete */
+    if (m.route->quick && !kit_req_header(&job->req, "Authorization")) {
+        m.route->quick(&job->req);
+        if (job->req.status != 0) {
+            job_answer_now(job);
+            return;
+        }
+    }
+    job_submit(job);
 }
 
 static void on_body(struct ag_http_exchange *ex, struct ag_str data, bool last)

@@ -63,6 +63,15 @@ struct kit_route {
     const char *path;
     kit_handler_fn handler;
     struct kit_access access;
+    /*
+     * Optional: an answer from memory, tried on the I/O thread before the request is handed to
+     * a worker thread (the hand-off and its wake-ups are most of the cost of a small read). The
+     * kit calls it only for a request with no body and no Authorization field (anonymous, so
+     * the identity is the default tenant's with no roles and nothing to verify), with no
+     * database (kit_req_db is NULL). It must not block: no database, no I/O, no long lock. It
+     * answers (any kit_resp_*), or leaves the request unanswered and the handler runs as usual.
+     */
+    kit_handler_fn quick;
 };
 
 /* One SQL migration, embedded at build time (see agora_service() in CMakeLists.txt). */

@@ -32,7 +32,7 @@ static int handler_unused(struct kit_req *req)
 
 #define ROUTE(m, p)                                                                                \
     {                                                                                              \
-        m, p, handler_unused, KIT_PUBLIC                                                           \
+        m, p, handler_unused, KIT_PUBLIC, NULL                                                     \
     }
 static const struct kit_route fixed_routes[] = {
     ROUTE("GET", "/"),

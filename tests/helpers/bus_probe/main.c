@@ -70,7 +70,7 @@ static int probe_emit(struct kit_req *req)
 }
 
 static const struct kit_route routes[] = {
-    {"POST", "/probe/emit", probe_emit, KIT_ROLE("admin")},
+    {"POST", "/probe/emit", probe_emit, KIT_ROLE("admin"), NULL},
 };
 
 static const struct kit_setting settings[] = {

@@ -84,13 +84,32 @@ static int h_open_tx_count(struct kit_req *req)
     return rc;
 }
 
+/* The handler of /quick/{id}: says who answered, and whether it had a database. */
+static int h_quick_slow(struct kit_req *req)
+{
+    return kit_resp_json(req, 200, json_pack("{s:s, s:b}", "by", "handler", "db",
+                                             kit_req_db(req) != NULL));
+}
+
+/* Its quick answer: only for ids starting with "hit" (a cache hit), never with a database. */
+static int h_quick(struct kit_req *req)
+{
+    const char *id = kit_req_param(req, "id");
+    if (strncmp(id, "hit", 3) != 0)
+        return 0;
+    return kit_resp_json(req, 200, json_pack("{s:s, s:b, s:s}", "by", "loop", "db",
+                                             kit_req_db(req) != NULL, "tenant",
+                                             kit_req_tenant(req)));
+}
+
 static const struct kit_route routes[] = {
-    {"GET", "/items/{id}", h_item_get, KIT_PUBLIC},
-    {"POST", "/items", h_item_post, KIT_PUBLIC},
-    {"GET", "/private", h_private, KIT_AUTHENTICATED},
-    {"GET", "/fail", h_fail, KIT_PUBLIC},
-    {"POST", "/open-tx", h_open_tx, KIT_PUBLIC},
-    {"GET", "/open-tx", h_open_tx_count, KIT_PUBLIC},
+    {"GET", "/quick/{id}", h_quick_slow, KIT_PUBLIC, h_quick},
+    {"GET", "/items/{id}", h_item_get, KIT_PUBLIC, NULL},
+    {"POST", "/items", h_item_post, KIT_PUBLIC, NULL},
+    {"GET", "/private", h_private, KIT_AUTHENTICATED, NULL},
+    {"GET", "/fail", h_fail, KIT_PUBLIC, NULL},
+    {"POST", "/open-tx", h_open_tx, KIT_PUBLIC, NULL},
+    {"GET", "/open-tx", h_open_tx_count, KIT_PUBLIC, NULL},
 };
 
 static const struct kit_migration migrations[] = {
@@ -318,6 +337,17 @@ static void serves_and_stops(void **state)
            401, "invalid_token", NULL);
     expect(port, "GET /fail HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n", 503, NULL,
            "unavailable");
+    /* kit_route.quick: answers on the loop for anonymous requests it can serve; else the handler */
+    expect(port, "GET /quick/hit1 HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n", 200,
+           "X-Request-Id: ", "{\"by\":\"loop\",\"db\":false,\"tenant\":\"default\"}");
+    expect(port, "HEAD /quick/hit1 HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n", 200,
+           "Content-Length: 43", NULL);
+    expect(port, "GET /quick/miss HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n", 200, NULL,
+           "{\"by\":\"handler\",\"db\":true}");
+    expect(port,
+           "GET /quick/hit1 HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer a.b.c\r\n"
+           "Connection: close\r\n\r\n",
+           401, "invalid_token", NULL); /* a token is always checked: no quick answer */
     /* a handler that left its transaction open: rolled back, answered 500, nothing written */
     expect(port,
            "POST /open-tx HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",

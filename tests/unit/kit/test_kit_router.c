@@ -18,16 +18,16 @@ static int h_dummy(struct kit_req *req)
 }
 
 static const struct kit_route routes[] = {
-    {"GET", "/users/me", h_dummy, KIT_AUTHENTICATED},
-    {"GET", "/users/{id}", h_dummy, KIT_PUBLIC},
-    {"DELETE", "/users/{id}", h_dummy, KIT_ROLE("admin")},
-    {"PATCH", "/users/{id}", h_dummy, KIT_ROLE("admin")},
-    {"GET", "/users", h_dummy, KIT_PUBLIC},
-    {"POST", "/users", h_dummy, KIT_PUBLIC},
-    {"DELETE", "/users/{id}/roles/{role}", h_dummy, KIT_ROLE("admin")},
-    {"GET", "/{a}/x", h_dummy, KIT_PUBLIC},
-    {"GET", "/y/{b}", h_dummy, KIT_PUBLIC},
-    {"GET", "/", h_dummy, KIT_PUBLIC},
+    {"GET", "/users/me", h_dummy, KIT_AUTHENTICATED, NULL},
+    {"GET", "/users/{id}", h_dummy, KIT_PUBLIC, NULL},
+    {"DELETE", "/users/{id}", h_dummy, KIT_ROLE("admin"), NULL},
+    {"PATCH", "/users/{id}", h_dummy, KIT_ROLE("admin"), NULL},
+    {"GET", "/users", h_dummy, KIT_PUBLIC, NULL},
+    {"POST", "/users", h_dummy, KIT_PUBLIC, NULL},
+    {"DELETE", "/users/{id}/roles/{role}", h_dummy, KIT_ROLE("admin"), NULL},
+    {"GET", "/{a}/x", h_dummy, KIT_PUBLIC, NULL},
+    {"GET", "/y/{b}", h_dummy, KIT_PUBLIC, NULL},
+    {"GET", "/", h_dummy, KIT_PUBLIC, NULL},
 };
 
 static struct kit_router *make_router(void)
@@ -170,13 +170,19 @@ static void bad_templates(void **state)
 {
     (void)state;
     static const struct kit_route bad[] = {
-        {"GET", "users", h_dummy, KIT_PUBLIC},   {"GET", "/a//b", h_dummy, KIT_PUBLIC},
-        {"GET", "/a/{}", h_dummy, KIT_PUBLIC},   {"GET", "/a/x{id}", h_dummy, KIT_PUBLIC},
-        {"GET", "/a/{1d}", h_dummy, KIT_PUBLIC}, {"GET", "/{x}/{x}", h_dummy, KIT_PUBLIC},
-        {"HEAD", "/a", h_dummy, KIT_PUBLIC},     {"get", "/a", h_dummy, KIT_PUBLIC},
-        {"GET", "/a", NULL, KIT_PUBLIC},         {"GET", "/a", h_dummy, KIT_ROLE(NULL)},
-        {"GET", "/a/../b", h_dummy, KIT_PUBLIC}, {"GET", "/a b", h_dummy, KIT_PUBLIC},
-        {"GET", NULL, h_dummy, KIT_PUBLIC},
+        {"GET", "users", h_dummy, KIT_PUBLIC, NULL},
+        {"GET", "/a//b", h_dummy, KIT_PUBLIC, NULL},
+        {"GET", "/a/{}", h_dummy, KIT_PUBLIC, NULL},
+        {"GET", "/a/x{id}", h_dummy, KIT_PUBLIC, NULL},
+        {"GET", "/a/{1d}", h_dummy, KIT_PUBLIC, NULL},
+        {"GET", "/{x}/{x}", h_dummy, KIT_PUBLIC, NULL},
+        {"HEAD", "/a", h_dummy, KIT_PUBLIC, NULL},
+        {"get", "/a", h_dummy, KIT_PUBLIC, NULL},
+        {"GET", "/a", NULL, KIT_PUBLIC, NULL},
+        {"GET", "/a", h_dummy, KIT_ROLE(NULL), NULL},
+        {"GET", "/a/../b", h_dummy, KIT_PUBLIC, NULL},
+        {"GET", "/a b", h_dummy, KIT_PUBLIC, NULL},
+        {"GET", NULL, h_dummy, KIT_PUBLIC, NULL},
     };
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         struct kit_router *r = NULL;
@@ -192,9 +198,9 @@ static void bad_templates(void **state)
     struct kit_router *r = NULL;
     assert_int_equal(kit_router_new(&r), 0);
     struct ag_err err = {0};
-    static const struct kit_route a = {"GET", "/a/{x}", h_dummy, KIT_PUBLIC};
-    static const struct kit_route b = {"GET", "/a/{y}", h_dummy, KIT_PUBLIC};
-    static const struct kit_route c = {"POST", "/a/{y}", h_dummy, KIT_PUBLIC};
+    static const struct kit_route a = {"GET", "/a/{x}", h_dummy, KIT_PUBLIC, NULL};
+    static const struct kit_route b = {"GET", "/a/{y}", h_dummy, KIT_PUBLIC, NULL};
+    static const struct kit_route c = {"POST", "/a/{y}", h_dummy, KIT_PUBLIC, NULL};
     assert_int_equal(kit_router_add(r, &a, &err), 0);
     assert_int_equal(kit_router_add(r, &b, &err), AG_EINVAL);
     assert_non_null(strstr(err.msg, "collides"));
