@@ -15,6 +15,7 @@
 
 /* The module is compiled into the test: the products service is an executable, not a library. */
 #include "services/shop/products/search.c"
+#include "services/shop/products/search_rank.c"
 
 /* ---- words ---- */
 
@@ -135,30 +136,45 @@ static const char seed_sql[] =
     "'00000000-0000-7000-8000-000000000005', 'Acme', 5, 0, 1, 10, 10), "
     "('p2', 't', 'P2', 'Green Pear', 'green-pear', 'grows near the apple tree', 200, 'EUR', "
     "NULL, '', 3, 3, 1, 20, 20), "
-    "('p3', 't', 'P3', 'Apple Pie', 'apple-pie', 'baked', 300, 'EUR', NULL, '', 1, 0, 0, 30, 30), "
+    "('p3', 't', 'P3', 'Apple Pie', 'apple-pie', 'baked', 300, 'EUR', NULL, '', 1, 0, 0, 30, 30);"
+    "INSERT INTO product_categories (product_id, category_id) VALUES "
+    "('p1', '00000000-0000-7000-8000-000000000003'), "
+    "('p2', '00000000-0000-7000-8000-000000000002'), "
+    "('p3', '00000000-0000-7000-8000-000000000001');";
+/* Inserted after 003_search_scope. */
+static const char seed_later_sql[] =
+    "INSERT INTO products (id, tenant, sku, name, slug, description, price_amount, currency, "
+    "brand_id, brand_name, on_hand, reserved, active, created_at, updated_at) VALUES "
     "('p4', 't', 'P4', 'Hammer', 'hammer', 'steel', 400, 'EUR', "
     "'00000000-0000-7000-8000-000000000005', 'Acme', 0, 0, 1, 40, 40), "
     "('p5', 'u', 'P1', 'Apple', 'apple', 'other tenant', 100, 'EUR', NULL, '', 1, 0, 1, 50, 50);"
     "INSERT INTO product_categories (product_id, category_id) VALUES "
-    "('p1', '00000000-0000-7000-8000-000000000003'), "
-    "('p2', '00000000-0000-7000-8000-000000000002'), "
-    "('p3', '00000000-0000-7000-8000-000000000001'), "
     "('p4', '00000000-0000-7000-8000-000000000004');"
     "INSERT INTO product_catalogs (product_id, catalog_id) VALUES "
     "('p4', '00000000-0000-7000-8000-000000000006');";
 
 static int setup_db(void **state)
 {
+    static const char *const migrations[] = {
+        "src/services/shop/products/migrations/001_catalog.sql",
+        "src/services/shop/products/migrations/002_search.sqlite.sql",
+        "src/services/shop/products/migrations/003_search_scope.sqlite.sql",
+    };
     struct kit_db *db = NULL;
     struct ag_err err = {0};
+    assert_int_equal(search_rank_register(), 0); /* once per process is enough; more is harmless */
     assert_int_equal(kit_db_open("sqlite::memory:", &db, &err), 0);
-    char *schema = read_file("src/services/shop/products/migrations/001_catalog.sql");
-    char *fts = read_file("src/services/shop/products/migrations/002_search.sqlite.sql");
-    exec_ok(db, schema);
-    exec_ok(db, fts);
-    free(schema);
-    free(fts);
+    /* half the rows before 003 (its 'rebuild' indexes them), half after (the triggers do) */
+    for (size_t i = 0; i < 2; i++) {
+        char *text = read_file(migrations[i]);
+        exec_ok(db, text);
+        free(text);
+    }
     exec_ok(db, seed_sql);
+    char *text = read_file(migrations[2]);
+    exec_ok(db, text);
+    free(text);
+    exec_ok(db, seed_later_sql);
     *state = db;
     return 0;
 }
@@ -299,6 +315,37 @@ static void list_full_text(void **state)
     assert_int_equal(run(db, &f, ids, sizeof ids), 2);
     assert_string_equal(ids, "p2,p1");
 
+    /* q alone reads the index alone: tenant and active come from its search_scope tokens */
+    filters_init(&f, "apple");
+    f.active = SEARCH_ACTIVE_ALL;
+    assert_int_equal(run(db, &f, ids, sizeof ids), 3);
+    assert_string_equal(ids, "p1,p3,p2"); /* apple once in the name: a tie, broken by rowid */
+    f.active = SEARCH_ACTIVE_FALSE;
+    assert_int_equal(run(db, &f, ids, sizeof ids), 1);
+    assert_string_equal(ids, "p3");
+    f.active = SEARCH_ACTIVE_TRUE;
+    f.min_price = 0; /* the same through the join to products */
+    assert_int_equal(run(db, &f, ids, sizeof ids), 2);
+    assert_string_equal(ids, "p1,p2");
+    f.min_price = -1;
+    f.sort = SEARCH_SORT_PRICE_DESC; /* another sort: through the join, the count from the index */
+    assert_int_equal(run(db, &f, ids, sizeof ids), 2);
+    assert_string_equal(ids, "p2,p1");
+    f.sort = SEARCH_SORT_RELEVANCE;
+    f.page = (struct kit_page){2, 1, 1};
+    assert_int_equal(run(db, &f, ids, sizeof ids), 2);
+    assert_string_equal(ids, "p2");
+    /* a product that becomes inactive, or moves tenant, moves in the index at once */
+    exec_ok(db, "UPDATE products SET active = 0 WHERE id = 'p1'");
+    filters_init(&f, "apple");
+    assert_int_equal(run(db, &f, ids, sizeof ids), 1);
+    assert_string_equal(ids, "p2");
+    exec_ok(db, "UPDATE products SET active = 1, tenant = 'v' WHERE id = 'p1'");
+    assert_int_equal(run(db, &f, ids, sizeof ids), 1);
+    exec_ok(db, "UPDATE products SET tenant = 't' WHERE id = 'p1'");
+    assert_int_equal(run(db, &f, ids, sizeof ids), 2);
+    assert_string_equal(ids, "p1,p2");
+
     /* hostile input: whatever survives is plain words */
     static const char *const hostile[] = {
         "\"",  "*",       "NEAR(",        "a OR b",    "-x",     "'",
@@ -310,6 +357,44 @@ static void list_full_text(void **state)
             continue;
         assert_true(run(db, &f, ids, sizeof ids) >= 0);
     }
+}
+
+/* products_rank's score of each match, in rowid order, as "%.4f,..." */
+static void ranks_of(struct kit_db *db, const char *match, char *out, size_t size)
+{
+    struct kit_db_rows *rows = NULL;
+    struct ag_err err = {0};
+    if (kit_db_query(db,
+                     "SELECT printf('%.4f', products_rank(products_fts, 10.0, 5.0, 1.0)) FROM "
+                     "products_fts WHERE products_fts MATCH $1 ORDER BY rowid",
+                     KIT_DB_PARAMS(KIT_DB_TEXT(match)), 0, &rows, &err) < 0)
+        fail_msg("%s: %s", match, err.msg);
+    out[0] = '\0';
+    for (size_t r = 0; r < kit_db_rows_count(rows); r++)
+        snprintf(out + strlen(out), size - strlen(out), "%s%s", r ? "," : "",
+                 kit_db_rows_text(rows, r, 0, NULL));
+    kit_db_rows_free(rows);
+}
+
+static void rank_scores(void **state)
+{
+    struct kit_db *db = *state;
+    char ranks[256];
+    /* one word once in the name: tf 10 → -(10 × 2.2 / 11.2); once in the description: tf 1 */
+    ranks_of(db, "{name brand_name description} : \"apple\"", ranks, sizeof ranks);
+    assert_string_equal(ranks, "-1.9643,-1.0000,-1.9643,-1.9643");
+    /* a brand word (weight 5): p1 and p4, Acme; two words add up */
+    ranks_of(db, "{name brand_name description} : (\"acme\")", ranks, sizeof ranks);
+    assert_string_equal(ranks, "-1.7742,-1.7742"); /* 5 × 2.2 / 6.2 */
+    ranks_of(db, "{name brand_name description} : (\"acme\" \"red\")", ranks, sizeof ranks);
+    assert_string_equal(ranks, "-3.7385");
+    /* a column without a weight (search_scope) adds nothing */
+    ranks_of(db, "search_scope : \"t74a0\"", ranks, sizeof ranks);
+    assert_string_equal(ranks, "0.0000");
+    /* more occurrences rank better, with diminishing returns */
+    exec_ok(db, "UPDATE products SET description = 'steel steel steel' WHERE id = 'p4'");
+    ranks_of(db, "\"steel\"", ranks, sizeof ranks);
+    assert_string_equal(ranks, "-1.5714"); /* tf 3: 3 × 2.2 / 4.2 */
 }
 
 /* The query plan's details joined, for f's page. */
@@ -339,10 +424,16 @@ static void plans_use_indexes(void **state)
     char plan[4096];
 
     filters_init(&f, "apple");
+    f.min_price = 1; /* a filter on products: the index drives the join */
     plan_of(db, &f, plan, sizeof plan);
     if (!strstr(plan, "SCAN products_fts VIRTUAL TABLE INDEX") ||
         !strstr(plan, "SEARCH p USING INTEGER PRIMARY KEY (rowid=?)"))
         fail_msg("the full-text plan does not start from the FTS index: %s", plan);
+    filters_init(&f, "apple"); /* q alone: the index alone, then a rowid lookup per page row */
+    plan_of(db, &f, plan, sizeof plan);
+    if (!strstr(plan, "SCAN products_fts VIRTUAL TABLE INDEX") || strstr(plan, "SCAN p ") ||
+        !strstr(plan, "SEARCH p USING INTEGER PRIMARY KEY (rowid=?)"))
+        fail_msg("the q-only plan does not read the FTS index alone: %s", plan);
 
     filters_init(&f, NULL);
     f.category = ID(1);
@@ -365,6 +456,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(list_filters, setup_db, teardown_db),
         cmocka_unit_test_setup_teardown(list_full_text, setup_db, teardown_db),
         cmocka_unit_test_setup_teardown(plans_use_indexes, setup_db, teardown_db),
+        cmocka_unit_test_setup_teardown(rank_scores, setup_db, teardown_db),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -50,6 +50,10 @@ bool catalog_slug_valid(const char *slug);
 /* ---- products.c, search.c ---- */
 int products_list(struct kit_req *req);
 int products_get(struct kit_req *req);
+/* kit_route.quick of the two above: an anonymous read answered from the read cache, on the
+ * I/O thread; a miss (or no cache) leaves the request to the handler. */
+int products_list_quick(struct kit_req *req);
+int products_get_quick(struct kit_req *req);
 int products_create(struct kit_req *req);
 int products_replace(struct kit_req *req); /* PUT: every writable field */
 int products_patch(struct kit_req *req);   /* PATCH: the fields given (JSON merge patch rules) */

@@ -1,7 +1,9 @@
 /* agora-products: the shop's catalog — products, their classification, images and inventory. */
+#include <stdio.h>
 #include <stdlib.h>
 
 #include "catalog.h"
+#include "search_rank.h"
 #include "core/log.h"
 #include "core/metrics.h"
 #include "core/banned.h"
@@ -10,31 +12,31 @@
 #define SERVICE KIT_ROLE("admin,service")
 
 #define TAXONOMY_ROUTES(path, res)                                                                 \
-    {"GET", "/api/v1/" path, res##_list, KIT_PUBLIC},                                              \
-        {"POST", "/api/v1/" path, res##_create, ADMIN},                                            \
-        {"GET", "/api/v1/" path "/{id}", res##_get, KIT_PUBLIC},                                   \
-        {"PUT", "/api/v1/" path "/{id}", res##_replace, ADMIN},                                    \
-        {"PATCH", "/api/v1/" path "/{id}", res##_patch, ADMIN},                                    \
-        {"DELETE", "/api/v1/" path "/{id}", res##_delete, ADMIN},                                  \
+    {"GET", "/api/v1/" path, res##_list, KIT_PUBLIC, NULL},                                        \
+        {"POST", "/api/v1/" path, res##_create, ADMIN, NULL},                                      \
+        {"GET", "/api/v1/" path "/{id}", res##_get, KIT_PUBLIC, NULL},                             \
+        {"PUT", "/api/v1/" path "/{id}", res##_replace, ADMIN, NULL},                              \
+        {"PATCH", "/api/v1/" path "/{id}", res##_patch, ADMIN, NULL},                              \
+        {"DELETE", "/api/v1/" path "/{id}", res##_delete, ADMIN, NULL},                            \
     {                                                                                              \
-        "GET", "/api/v1/" path "/{id}/products", res##_products, KIT_PUBLIC                        \
+        "GET", "/api/v1/" path "/{id}/products", res##_products, KIT_PUBLIC, NULL                  \
     }
 
 static const struct kit_route routes[] = {
-    {"GET", "/api/v1/products", products_list, KIT_PUBLIC},
-    {"POST", "/api/v1/products", products_create, ADMIN},
-    {"GET", "/api/v1/products/{id}", products_get, KIT_PUBLIC},
-    {"PUT", "/api/v1/products/{id}", products_replace, ADMIN},
-    {"PATCH", "/api/v1/products/{id}", products_patch, ADMIN},
-    {"DELETE", "/api/v1/products/{id}", products_delete, ADMIN},
-    {"POST", "/api/v1/products/{id}/stock", inventory_stock, ADMIN},
-    {"POST", "/api/v1/products/{id}/images", images_upload, ADMIN},
-    {"GET", "/api/v1/products/{id}/images/{image_id}", images_get, KIT_PUBLIC},
-    {"DELETE", "/api/v1/products/{id}/images/{image_id}", images_delete, ADMIN},
-    {"POST", "/api/v1/inventory/reservations", reservations_create, SERVICE},
-    {"GET", "/api/v1/inventory/reservations/{id}", reservations_get, SERVICE},
-    {"POST", "/api/v1/inventory/reservations/{id}/commit", reservations_commit, SERVICE},
-    {"DELETE", "/api/v1/inventory/reservations/{id}", reservations_release, SERVICE},
+    {"GET", "/api/v1/products", products_list, KIT_PUBLIC, products_list_quick},
+    {"POST", "/api/v1/products", products_create, ADMIN, NULL},
+    {"GET", "/api/v1/products/{id}", products_get, KIT_PUBLIC, products_get_quick},
+    {"PUT", "/api/v1/products/{id}", products_replace, ADMIN, NULL},
+    {"PATCH", "/api/v1/products/{id}", products_patch, ADMIN, NULL},
+    {"DELETE", "/api/v1/products/{id}", products_delete, ADMIN, NULL},
+    {"POST", "/api/v1/products/{id}/stock", inventory_stock, ADMIN, NULL},
+    {"POST", "/api/v1/products/{id}/images", images_upload, ADMIN, NULL},
+    {"GET", "/api/v1/products/{id}/images/{image_id}", images_get, KIT_PUBLIC, NULL},
+    {"DELETE", "/api/v1/products/{id}/images/{image_id}", images_delete, ADMIN, NULL},
+    {"POST", "/api/v1/inventory/reservations", reservations_create, SERVICE, NULL},
+    {"GET", "/api/v1/inventory/reservations/{id}", reservations_get, SERVICE, NULL},
+    {"POST", "/api/v1/inventory/reservations/{id}/commit", reservations_commit, SERVICE, NULL},
+    {"DELETE", "/api/v1/inventory/reservations/{id}", reservations_release, SERVICE, NULL},
     TAXONOMY_ROUTES("categories", categories),
     TAXONOMY_ROUTES("brands", brands),
     TAXONOMY_ROUTES("types", types),
@@ -161,5 +163,10 @@ int main(int argc, char **argv)
 {
     struct kit_service svc = service;
     svc.migration_count = kit_embedded_migration_count;
+    /* before any connection opens: the SQLite search ranks with products_rank */
+    if (search_rank_register() < 0) {
+        fprintf(stderr, "agora-products: out of memory registering products_rank\n");
+        return 1;
+    }
     return kit_main(&svc, argc, argv);
 }

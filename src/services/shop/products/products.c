@@ -228,6 +228,52 @@ static int cache_respond(struct kit_req *req, struct read_cache *cache, const st
     return rc;
 }
 
+/* The cache key of a product: its tenant and id. */
+static int key_product(struct ag_buf *key, const struct kit_req *req, const char *id)
+{
+    return ag_buf_appendf(key, "p\n%s\n%s", kit_req_tenant(req), id);
+}
+
+/*
+ * The cache key of a list: what decides the answer — the tenant, the path's scope and the query
+ * string as sent. A key is only ever stored for a query string that parsed, so a hit needs no
+ * parse of its own.
+ */
+static int key_list(struct ag_buf *key, struct kit_req *req, enum products_scope scope,
+                    const char *scope_id)
+{
+    struct ag_str query = kit_req_query_string(req);
+    return ag_buf_appendf(key, "l\n%s\n%d\n%s\n%.*s", kit_req_tenant(req), (int)scope,
+                          scope_id ? scope_id : "", (int)query.len, query.p);
+}
+
+int products_get_quick(struct kit_req *req)
+{
+    struct read_cache *cache = catalog_ctx_of(req)->cache;
+    const char *id = kit_req_param(req, "id");
+    struct ag_buf key;
+    if (!cache || !id || !kit_id_valid(id))
+        return 0; /* the handler answers (or refuses) it */
+    ag_buf_init(&key, 4096);
+    if (key_product(&key, req, id) == 0)
+        cache_answer(req, cache, &key);
+    ag_buf_release(&key);
+    return 0;
+}
+
+int products_list_quick(struct kit_req *req)
+{
+    struct read_cache *cache = catalog_ctx_of(req)->cache;
+    struct ag_buf key;
+    if (!cache)
+        return 0;
+    ag_buf_init(&key, 8192);
+    if (key_list(&key, req, PRODUCTS_SCOPE_NONE, NULL) == 0)
+        cache_answer(req, cache, &key);
+    ag_buf_release(&key);
+    return 0;
+}
+
 int products_get(struct kit_req *req)
 {
     struct ag_err err = {0};
@@ -239,7 +285,7 @@ int products_get(struct kit_req *req)
     if (rc < 0)
         return rc;
     ag_buf_init(&key, 4096);
-    if (cache && ag_buf_appendf(&key, "p\n%s\n%s", kit_req_tenant(req), id) < 0)
+    if (cache && key_product(&key, req, id) < 0)
         cache = NULL;
     if (cache_answer(req, cache, &key)) {
         ag_buf_release(&key);
@@ -281,11 +327,8 @@ int products_list_scoped(struct kit_req *req, enum products_scope scope, const c
     int rc = search_filters_parse(req, scope, scope_id, &filters);
     if (rc < 0)
         return rc;
-    /* the key: what decides the answer — tenant, path scope and the query string as sent */
-    struct ag_str query = kit_req_query_string(req);
     ag_buf_init(&key, 8192);
-    if (cache && ag_buf_appendf(&key, "l\n%s\n%d\n%s\n%.*s", kit_req_tenant(req), (int)scope,
-                                scope_id ? scope_id : "", (int)query.len, query.p) < 0)
+    if (cache && key_list(&key, req, scope, scope_id) < 0)
         cache = NULL;
     if (cache_answer(req, cache, &key)) {
         ag_buf_release(&key);

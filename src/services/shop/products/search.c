@@ -242,10 +242,43 @@ static int sql_prefix(struct ag_buf *b, const struct search_slots *n)
     return rc;
 }
 
-/* FROM and WHERE: the filters. */
-static int sql_from_where(struct ag_buf *b, const struct search_filters *f,
-                          enum kit_db_driver driver, const struct search_slots *n)
+/*
+ * True when f needs nothing but the SQLite full-text index: q, the tenant and active (tokens of
+ * the index's search_scope column, 003_search_scope), and no other filter. Its count then reads
+ * the index alone, and so does its page when sorted by relevance: no lookup into products per
+ * match.
+ */
+static bool index_only(const struct search_filters *f, enum kit_db_driver driver,
+                       const struct search_slots *n)
 {
+    return driver == KIT_DB_SQLITE && n->match && !n->category && !n->scope && !n->brand &&
+           !n->type && !n->catalog && !n->min_price && !n->max_price &&
+           f->stock == SEARCH_STOCK_ANY;
+}
+
+/*
+ * The FTS5 match: the tenant's token in search_scope (with active: 'a1' or 'a0' appended; the
+ * same lower(hex(tenant)) as the generated column), and the words in the three text columns.
+ */
+static int sql_fts5_match(struct ag_buf *b, const struct search_filters *f, size_t slot)
+{
+    const char *active = f->active == SEARCH_ACTIVE_TRUE    ? "a1"
+                         : f->active == SEARCH_ACTIVE_FALSE ? "a0"
+                                                            : "";
+    return ag_buf_appendf(b,
+                          "products_fts MATCH 'search_scope : \"t' || lower(hex($1)) || '%s\" AND "
+                          "{name brand_name description} : (' || $%zu || ')'",
+                          active, slot);
+}
+
+/* FROM and WHERE: the filters. With products false, over the index alone when it suffices. */
+static int sql_from_where(struct ag_buf *b, const struct search_filters *f,
+                          enum kit_db_driver driver, const struct search_slots *n, bool products)
+{
+    if (!products && index_only(f, driver, n)) {
+        int rc = ag_buf_appendf(b, "FROM products_fts WHERE ");
+        return rc == 0 ? sql_fts5_match(b, f, n->match) : rc;
+    }
     static const char in_catalog[] =
         " AND p.id IN (SELECT product_id FROM product_catalogs WHERE catalog_id = $%zu)";
     /* CROSS JOIN: on SQLite the subtree drives, through product_categories_category */
@@ -254,12 +287,13 @@ static int sql_from_where(struct ag_buf *b, const struct search_filters *f,
         "WHERE pc.category_id = t.id)";
     int rc;
 
-    if (n->match && driver == KIT_DB_SQLITE) /* CROSS JOIN: the FTS index drives the join */
-        rc = ag_buf_appendf(b,
-                            "FROM products_fts CROSS JOIN products p WHERE products_fts MATCH "
-                            "$%zu AND p.rowid = products_fts.rowid AND p.tenant = $1",
-                            n->match);
-    else if (n->match)
+    if (n->match && driver == KIT_DB_SQLITE) { /* CROSS JOIN: the FTS index drives the join */
+        rc = ag_buf_appendf(b, "FROM products_fts CROSS JOIN products p WHERE ");
+        if (rc == 0)
+            rc = sql_fts5_match(b, f, n->match);
+        if (rc == 0)
+            rc = ag_buf_appendf(b, " AND p.rowid = products_fts.rowid AND p.tenant = $1");
+    } else if (n->match)
         rc = ag_buf_appendf(b,
                             "FROM products p WHERE p.search @@ to_tsquery('simple', $%zu) AND "
                             "p.tenant = $1",
@@ -325,15 +359,63 @@ static void sql_order(enum search_sort sort, enum kit_db_driver driver, const ch
  * Ranks: name weighs 10, brand 5, description 1. ts_rank's weights are listed D, C, B, A; the
  * tsvector of 002_search gives name A, brand B, description C.
  */
-static const char rank_fts5[] = "bm25(products_fts, 10.0, 5.0, 1.0)";
+static const char rank_fts5[] = "products_rank(products_fts, 10.0, 5.0, 1.0)"; /* search_rank.h */
 static const char rank_tsquery[] =
     "ts_rank('{0, 0.1, 0.5, 1.0}'::float4[], p.search, to_tsquery('simple', $%zu))";
+
+/*
+ * WITH ... SELECT columns FROM (SELECT p.id [, rank AS k] FROM ... WHERE ... ORDER BY ...
+ * LIMIT OFFSET) s JOIN products p ON p.id = s.id ORDER BY ...: the inner query picks the
+ * page's ids from the indexes alone; the columns (and their subselects) are read for those
+ * rows only. Index-only by relevance: the inner query reads rowids and ranks from the FTS index.
+ */
+static int sql_page(struct ag_buf *b, const struct search_filters *f, enum kit_db_driver driver,
+                    const struct search_slots *n, const char *columns)
+{
+    const char *order_inner, *order_outer;
+    int rc = sql_prefix(b, n);
+    if (rc == 0 && f->sort == SEARCH_SORT_RELEVANCE && index_only(f, driver, n)) {
+        rc = ag_buf_appendf(b,
+                            "SELECT %s FROM (SELECT products_fts.rowid AS r, %s AS k FROM "
+                            "products_fts WHERE ",
+                            columns, rank_fts5);
+        if (rc == 0)
+            rc = sql_fts5_match(b, f, n->match);
+        if (rc == 0)
+            rc = ag_buf_appendf(b,
+                                " ORDER BY k, r LIMIT $%zu OFFSET $%zu) s JOIN products p ON "
+                                "p.rowid = s.r ORDER BY s.k, s.r",
+                                n->limit, n->offset);
+        return rc;
+    }
+    sql_order(f->sort, driver, &order_inner, &order_outer);
+    if (rc == 0)
+        rc = ag_buf_appendf(b, "SELECT %s FROM (SELECT p.id AS id", columns);
+    if (rc == 0 && f->sort == SEARCH_SORT_RELEVANCE && driver == KIT_DB_SQLITE)
+        rc = ag_buf_appendf(b, ", %s AS k", rank_fts5);
+    else if (rc == 0 && f->sort == SEARCH_SORT_RELEVANCE) {
+        rc = ag_buf_appendf(b, ", ");
+        if (rc == 0)
+            rc = ag_buf_appendf(b, rank_tsquery, n->match);
+        if (rc == 0)
+            rc = ag_buf_appendf(b, " AS k");
+    }
+    if (rc == 0)
+        rc = ag_buf_appendf(b, " ");
+    if (rc == 0)
+        rc = sql_from_where(b, f, driver, n, true);
+    if (rc == 0)
+        rc = ag_buf_appendf(b,
+                            " ORDER BY %s LIMIT $%zu OFFSET $%zu) s JOIN products p ON p.id = s.id "
+                            "ORDER BY %s",
+                            order_inner, n->limit, n->offset, order_outer);
+    return rc;
+}
 
 int search_sql_build(struct search_sql *s, const struct search_filters *f,
                      enum kit_db_driver driver, const char *tenant, const char *columns)
 {
     struct search_slots n = {0};
-    const char *order_inner, *order_outer;
     int rc = 0;
 
     s->page_params = 0;
@@ -369,37 +451,10 @@ int search_sql_build(struct search_sql *s, const struct search_filters *f,
     if (rc == 0)
         rc = ag_buf_appendf(&s->count_sql, "SELECT COUNT(*) ");
     if (rc == 0)
-        rc = sql_from_where(&s->count_sql, f, driver, &n);
+        rc = sql_from_where(&s->count_sql, f, driver, &n, false);
 
-    /*
-     * WITH ... SELECT columns FROM (SELECT p.id [, rank AS k] FROM ... WHERE ... ORDER BY ...
-     * LIMIT OFFSET) s JOIN products p ON p.id = s.id ORDER BY ...: the inner query picks the
-     * page's ids from the indexes alone; the columns (and their subselects) are read for those
-     * rows only.
-     */
-    sql_order(f->sort, driver, &order_inner, &order_outer);
     if (rc == 0)
-        rc = sql_prefix(&s->page_sql, &n);
-    if (rc == 0)
-        rc = ag_buf_appendf(&s->page_sql, "SELECT %s FROM (SELECT p.id AS id", columns);
-    if (rc == 0 && f->sort == SEARCH_SORT_RELEVANCE && driver == KIT_DB_SQLITE)
-        rc = ag_buf_appendf(&s->page_sql, ", %s AS k", rank_fts5);
-    else if (rc == 0 && f->sort == SEARCH_SORT_RELEVANCE) {
-        rc = ag_buf_appendf(&s->page_sql, ", ");
-        if (rc == 0)
-            rc = ag_buf_appendf(&s->page_sql, rank_tsquery, n.match);
-        if (rc == 0)
-            rc = ag_buf_appendf(&s->page_sql, " AS k");
-    }
-    if (rc == 0)
-        rc = ag_buf_appendf(&s->page_sql, " ");
-    if (rc == 0)
-        rc = sql_from_where(&s->page_sql, f, driver, &n);
-    if (rc == 0)
-        rc = ag_buf_appendf(&s->page_sql,
-                            " ORDER BY %s LIMIT $%zu OFFSET $%zu) s JOIN products p ON p.id = s.id "
-                            "ORDER BY %s",
-                            order_inner, n.limit, n.offset, order_outer);
+        rc = sql_page(&s->page_sql, f, driver, &n, columns);
     /* NUL-terminate both texts: the drivers take C strings */
     if (rc == 0)
         rc = ag_buf_append(&s->count_sql, "", 1);

@@ -1,0 +1,3 @@
+-- Version 3 remade the SQLite full-text index (003_search_scope.sqlite.sql: the tenant as index
+-- tokens, prefix indexes). PostgreSQL's tsvector and GIN index of 002_search need no change; the
+-- version exists on both drivers so that a database's version says the same thing on each.
