@@ -1,6 +1,8 @@
 /*
- * The read cache: a direct-mapped table of (key, body) slots under one mutex. A slot is found by
- * the key's hash; a new entry replaces whatever the slot held. Memory stays under the budget:
+ * The read cache: a 4-way set-associative table of (key, body) slots under one mutex. The key's
+ * hash picks a set of WAYS slots; a new entry takes its key's slot, else an empty or invalid one,
+ * else the one closest to expiry (a direct-mapped table made two keys of one slot evict each other
+ * at every turn: 1 read in 9 missed with 1,000 hot products). Memory stays under the budget:
  * a body that would go over it is not kept. Validity: the entry's generation equals the cache's
  * (no commit since it was read) and its expiry is in the future.
  */
@@ -16,7 +18,8 @@
 #include "core/banned.h"
 
 enum {
-    SLOTS = 8192,          /* a power of two */
+    SLOTS = 16384,         /* a power of two */
+    WAYS = 4,              /* slots per set, a power of two */
     BODY_MAX = 256 * 1024, /* larger answers are not kept */
 };
 
@@ -43,13 +46,23 @@ static int64_t monotonic_ms(void)
     return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
-/* FNV-1a over the key. */
-static size_t slot_of(struct ag_str key)
+/* The first slot of the key's set: FNV-1a over the key. */
+static size_t set_of(struct ag_str key)
 {
     uint64_t h = 1469598103934665603ULL;
     for (size_t i = 0; i < key.len; i++)
         h = (h ^ (unsigned char)key.p[i]) * 1099511628211ULL;
-    return (size_t)(h & (SLOTS - 1));
+    return (size_t)(h & (SLOTS - 1) & ~(size_t)(WAYS - 1));
+}
+
+static bool slot_holds(const struct slot *s, struct ag_str key)
+{
+    return s->key && s->key_len == key.len && memcmp(s->key, key.p, key.len) == 0;
+}
+
+static bool slot_valid(const struct slot *s, uint64_t generation, int64_t now)
+{
+    return s->generation == generation && s->expires_ms > now;
 }
 
 int read_cache_new(size_t budget_bytes, int64_t ttl_ms, struct read_cache **out)
@@ -111,18 +124,39 @@ bool read_cache_get(struct read_cache *c, struct ag_str key, struct ag_buf *out)
     if (!c)
         return false;
     bool hit = false;
-    struct slot *s = &c->slots[slot_of(key)];
+    struct slot *set = &c->slots[set_of(key)];
+    int64_t now = monotonic_ms();
     pthread_mutex_lock(&c->mu);
-    if (s->key && s->key_len == key.len && memcmp(s->key, key.p, key.len) == 0) {
-        if (s->generation == atomic_load(&c->generation) && s->expires_ms > monotonic_ms())
+    for (size_t w = 0; w < WAYS; w++) {
+        struct slot *s = &set[w];
+        if (!slot_holds(s, key))
+            continue;
+        if (slot_valid(s, atomic_load(&c->generation), now))
             hit = ag_buf_append(out, s->key + s->key_len, s->body_len) == 0;
         else
             slot_clear(c, s); /* stale: free its memory now */
+        break;
     }
     pthread_mutex_unlock(&c->mu);
     if (hit)
         ag_counter_inc(c->hits);
     return hit;
+}
+
+/* The slot of set for key: its own, else an empty or invalid one, else the closest to expiry. */
+static struct slot *slot_for(struct slot *set, struct ag_str key, uint64_t generation, int64_t now)
+{
+    struct slot *unused = NULL, *oldest = &set[0];
+    for (size_t w = 0; w < WAYS; w++) {
+        struct slot *t = &set[w];
+        if (slot_holds(t, key))
+            return t;
+        if (!unused && (!t->key || !slot_valid(t, generation, now)))
+            unused = t;
+        if (t->expires_ms < oldest->expires_ms)
+            oldest = t;
+    }
+    return unused ? unused : oldest;
 }
 
 void read_cache_put(struct read_cache *c, struct ag_str key, uint64_t generation, const char *body,
@@ -135,19 +169,18 @@ void read_cache_put(struct read_cache *c, struct ag_str key, uint64_t generation
         return;
     memcpy(mem, key.p, key.len);
     memcpy(mem + key.len, body, len);
-    struct slot *s = &c->slots[slot_of(key)];
+    int64_t now = monotonic_ms();
     pthread_mutex_lock(&c->mu);
+    uint64_t now_gen = atomic_load(&c->generation);
+    struct slot *s = slot_for(&c->slots[set_of(key)], key, now_gen, now);
     slot_clear(c, s);
     if (c->used + key.len + len > c->budget) { /* make room: drop every entry no longer valid */
-        uint64_t now_gen = atomic_load(&c->generation);
-        int64_t now = monotonic_ms();
         for (size_t i = 0; i < SLOTS; i++)
-            if (c->slots[i].key &&
-                (c->slots[i].generation != now_gen || c->slots[i].expires_ms <= now))
+            if (c->slots[i].key && !slot_valid(&c->slots[i], now_gen, now))
                 slot_clear(c, &c->slots[i]);
     }
     if (c->used + key.len + len <= c->budget) {
-        *s = (struct slot){mem, key.len, len, generation, monotonic_ms() + c->ttl_ms};
+        *s = (struct slot){mem, key.len, len, generation, now + c->ttl_ms};
         c->used += key.len + len;
         mem = NULL;
     }
