@@ -87,8 +87,8 @@ static int h_open_tx_count(struct kit_req *req)
 /* The handler of /quick/{id}: says who answered, and whether it had a database. */
 static int h_quick_slow(struct kit_req *req)
 {
-    return kit_resp_json(req, 200, json_pack("{s:s, s:b}", "by", "handler", "db",
-                                             kit_req_db(req) != NULL));
+    return kit_resp_json(req, 200,
+                         json_pack("{s:s, s:b}", "by", "handler", "db", kit_req_db(req) != NULL));
 }
 
 /* Its quick answer: only for ids starting with "hit" (a cache hit), never with a database. */
@@ -97,9 +97,9 @@ static int h_quick(struct kit_req *req)
     const char *id = kit_req_param(req, "id");
     if (strncmp(id, "hit", 3) != 0)
         return 0;
-    return kit_resp_json(req, 200, json_pack("{s:s, s:b, s:s}", "by", "loop", "db",
-                                             kit_req_db(req) != NULL, "tenant",
-                                             kit_req_tenant(req)));
+    return kit_resp_json(req, 200,
+                         json_pack("{s:s, s:b, s:s}", "by", "loop", "db", kit_req_db(req) != NULL,
+                                   "tenant", kit_req_tenant(req)));
 }
 
 static const struct kit_route routes[] = {
