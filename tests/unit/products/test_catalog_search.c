@@ -141,13 +141,13 @@ static const char seed_sql[] =
     "('p1', '00000000-0000-7000-8000-000000000003'), "
     "('p2', '00000000-0000-7000-8000-000000000002'), "
     "('p3', '00000000-0000-7000-8000-000000000001');";
-/* Inserted after 003_search_scope. */
+/* Inserted after 004_tenant_ranges: p4 after the other tenant's p5, so that it is moved. */
 static const char seed_later_sql[] =
     "INSERT INTO products (id, tenant, sku, name, slug, description, price_amount, currency, "
     "brand_id, brand_name, on_hand, reserved, active, created_at, updated_at) VALUES "
+    "('p5', 'u', 'P1', 'Apple', 'apple', 'other tenant', 100, 'EUR', NULL, '', 1, 0, 1, 50, 50), "
     "('p4', 't', 'P4', 'Hammer', 'hammer', 'steel', 400, 'EUR', "
-    "'00000000-0000-7000-8000-000000000005', 'Acme', 0, 0, 1, 40, 40), "
-    "('p5', 'u', 'P1', 'Apple', 'apple', 'other tenant', 100, 'EUR', NULL, '', 1, 0, 1, 50, 50);"
+    "'00000000-0000-7000-8000-000000000005', 'Acme', 0, 0, 1, 40, 40);"
     "INSERT INTO product_categories (product_id, category_id) VALUES "
     "('p4', '00000000-0000-7000-8000-000000000004');"
     "INSERT INTO product_catalogs (product_id, catalog_id) VALUES "
@@ -159,21 +159,21 @@ static int setup_db(void **state)
         "src/services/shop/products/migrations/001_catalog.sql",
         "src/services/shop/products/migrations/002_search.sqlite.sql",
         "src/services/shop/products/migrations/003_search_scope.sqlite.sql",
+        "src/services/shop/products/migrations/004_tenant_ranges.sqlite.sql",
     };
     struct kit_db *db = NULL;
     struct ag_err err = {0};
     assert_int_equal(search_rank_register(), 0); /* once per process is enough; more is harmless */
     assert_int_equal(kit_db_open("sqlite::memory:", &db, &err), 0);
-    /* half the rows before 003 (its 'rebuild' indexes them), half after (the triggers do) */
-    for (size_t i = 0; i < 2; i++) {
+    /* half the rows before 004 (it renumbers them and rebuilds the index), half after (the
+     * triggers place and index them) */
+    for (size_t i = 0; i < 4; i++) {
+        if (i == 3)
+            exec_ok(db, seed_sql);
         char *text = read_file(migrations[i]);
         exec_ok(db, text);
         free(text);
     }
-    exec_ok(db, seed_sql);
-    char *text = read_file(migrations[2]);
-    exec_ok(db, text);
-    free(text);
     exec_ok(db, seed_later_sql);
     *state = db;
     return 0;
@@ -209,6 +209,8 @@ static int64_t run(struct kit_db *db, const struct search_filters *f, char *out,
         fail_msg("%s: %s", ag_buf_str(&s.count_sql).p, err.msg);
     if (kit_db_query(db, ag_buf_str(&s.page_sql).p, s.params, s.page_params, 0, &rows, &err) < 0)
         fail_msg("%s: %s", ag_buf_str(&s.page_sql).p, err.msg);
+    for (size_t r = 0; s.page_total && r < kit_db_rows_count(rows); r++) /* the same total */
+        assert_int_equal(kit_db_rows_int(rows, r, kit_db_rows_columns(rows) - 1), total);
     out[0] = '\0';
     for (size_t r = 0; r < kit_db_rows_count(rows); r++)
         snprintf(out + strlen(out), size - strlen(out), "%s%s", r ? "," : "",
@@ -315,7 +317,7 @@ static void list_full_text(void **state)
     assert_int_equal(run(db, &f, ids, sizeof ids), 2);
     assert_string_equal(ids, "p2,p1");
 
-    /* q alone reads the index alone: tenant and active come from its search_scope tokens */
+    /* q alone reads the index alone: the tenant is a rowid range, active a search_flags token */
     filters_init(&f, "apple");
     f.active = SEARCH_ACTIVE_ALL;
     assert_int_equal(run(db, &f, ids, sizeof ids), 3);
@@ -335,16 +337,35 @@ static void list_full_text(void **state)
     f.page = (struct kit_page){2, 1, 1};
     assert_int_equal(run(db, &f, ids, sizeof ids), 2);
     assert_string_equal(ids, "p2");
-    /* a product that becomes inactive, or moves tenant, moves in the index at once */
+    f.page = (struct kit_page){3, 1, 2}; /* past the end: no row, the total from the count */
+    assert_int_equal(run(db, &f, ids, sizeof ids), 2);
+    assert_string_equal(ids, "");
+    /* a product that becomes inactive leaves the shop's search at once */
     exec_ok(db, "UPDATE products SET active = 0 WHERE id = 'p1'");
     filters_init(&f, "apple");
     assert_int_equal(run(db, &f, ids, sizeof ids), 1);
     assert_string_equal(ids, "p2");
-    exec_ok(db, "UPDATE products SET active = 1, tenant = 'v' WHERE id = 'p1'");
-    assert_int_equal(run(db, &f, ids, sizeof ids), 1);
-    exec_ok(db, "UPDATE products SET tenant = 't' WHERE id = 'p1'");
+    exec_ok(db, "UPDATE products SET active = 1 WHERE id = 'p1'");
     assert_int_equal(run(db, &f, ids, sizeof ids), 2);
     assert_string_equal(ids, "p1,p2");
+    /* the other tenant sees its own product only; an unknown tenant nothing */
+    struct search_sql s;
+    int64_t n = -1;
+    struct ag_err err = {0};
+    search_sql_init(&s);
+    assert_int_equal(search_sql_build(&s, &f, KIT_DB_SQLITE, "u", "p.id"), 0);
+    assert_int_equal(kit_db_query_int(db, ag_buf_str(&s.count_sql).p, s.params, s.count_params,
+                                      &n, &err),
+                     0);
+    assert_int_equal(n, 1);
+    search_sql_release(&s);
+    search_sql_init(&s);
+    assert_int_equal(search_sql_build(&s, &f, KIT_DB_SQLITE, "nobody", "p.id"), 0);
+    assert_int_equal(kit_db_query_int(db, ag_buf_str(&s.count_sql).p, s.params, s.count_params,
+                                      &n, &err),
+                     0);
+    assert_int_equal(n, 0);
+    search_sql_release(&s);
 
     /* hostile input: whatever survives is plain words */
     static const char *const hostile[] = {
@@ -388,13 +409,91 @@ static void rank_scores(void **state)
     assert_string_equal(ranks, "-1.7742,-1.7742"); /* 5 × 2.2 / 6.2 */
     ranks_of(db, "{name brand_name description} : (\"acme\" \"red\")", ranks, sizeof ranks);
     assert_string_equal(ranks, "-3.7385");
-    /* a column without a weight (search_scope) adds nothing */
-    ranks_of(db, "search_scope : \"t74a0\"", ranks, sizeof ranks);
+    /* a column without a weight (search_flags) adds nothing */
+    ranks_of(db, "search_flags : inactive", ranks, sizeof ranks);
     assert_string_equal(ranks, "0.0000");
     /* more occurrences rank better, with diminishing returns */
     exec_ok(db, "UPDATE products SET description = 'steel steel steel' WHERE id = 'p4'");
     ranks_of(db, "\"steel\"", ranks, sizeof ranks);
     assert_string_equal(ranks, "-1.5714"); /* tf 3: 3 × 2.2 / 4.2 */
+}
+
+/* The first column of every row of sql, comma-separated, into out. */
+static void texts_of(struct kit_db *db, const char *sql, char *out, size_t size)
+{
+    struct kit_db_rows *rows = NULL;
+    struct ag_err err = {0};
+    if (kit_db_query(db, sql, NULL, 0, 0, &rows, &err) < 0)
+        fail_msg("%s: %s", sql, err.msg);
+    out[0] = '\0';
+    for (size_t r = 0; r < kit_db_rows_count(rows); r++)
+        snprintf(out + strlen(out), size - strlen(out), "%s%s", r ? "," : "",
+                 kit_db_rows_text(rows, r, 0, NULL));
+    kit_db_rows_free(rows);
+}
+
+static void tenant_ranges(void **state)
+{
+    struct kit_db *db = *state;
+    char out[256];
+    struct ag_err err = {0};
+    /* 004 numbered the tenants it found (t) and renumbered their products in order; the
+     * trigger gave u the next number, and moved p4, inserted after p5, into t's range */
+    texts_of(db, "SELECT tenant || number FROM tenant_numbers ORDER BY number", out, sizeof out);
+    assert_string_equal(out, "t1,u2");
+    texts_of(db, "SELECT id || ':' || (rowid >> 40) || '.' || (rowid & 1099511627775) FROM products "
+                 "ORDER BY rowid",
+             out, sizeof out);
+    assert_string_equal(out, "p1:1.1,p2:1.2,p3:1.3,p4:1.4,p5:2.1");
+    /* the index has every product at its place */
+    texts_of(db, "SELECT count(*) FROM products_fts p JOIN products q ON q.rowid = p.rowid", out,
+             sizeof out);
+    assert_string_equal(out, "5");
+    /* a product deleted, then a new one: the next place in the range */
+    exec_ok(db, "DELETE FROM products WHERE id = 'p5';"
+                "INSERT INTO products (id, tenant, sku, name, slug, price_amount, currency, "
+                "created_at, updated_at) VALUES ('p6', 'u', 'P6', 'Pear', 'pear', 1, 'EUR', 1, 1),"
+                "('p7', 't', 'P7', 'Plum', 'plum', 1, 'EUR', 1, 1)");
+    texts_of(db, "SELECT id || ':' || (rowid >> 40) || '.' || (rowid & 1099511627775) FROM products "
+                 "WHERE id IN ('p6', 'p7') ORDER BY id",
+             out, sizeof out);
+    assert_string_equal(out, "p6:2.1,p7:1.5");
+    texts_of(db, "SELECT rowid >> 40 FROM products_fts WHERE products_fts MATCH 'pear OR plum' "
+                 "ORDER BY rowid",
+             out, sizeof out);
+    assert_string_equal(out, "1,1,2"); /* Green Pear (p2), Plum, Pear */
+    /* a product never changes tenant: its range says whose it is */
+    assert_true(kit_db_exec_script(db, "UPDATE products SET tenant = 'u' WHERE id = 'p1'", &err) <
+                0);
+    assert_non_null(strstr(err.msg, "cannot move to another tenant"));
+    exec_ok(db, "UPDATE products SET tenant = 't', name = 'Red Apple' WHERE id = 'p1'");
+}
+
+static void top_matches(void **state)
+{
+    struct kit_db *db = *state;
+    char out[256];
+    /* the best `keep` by rank then rowid, after the count of every row */
+    texts_of(db,
+             "SELECT products_top(r, k, 3) FROM (SELECT 10 AS r, -1.0 AS k UNION ALL "
+             "SELECT 11, -3.0 UNION ALL SELECT 12, -1.0 UNION ALL SELECT 9, -1.0 UNION ALL "
+             "SELECT 13, -2.0)",
+             out, sizeof out);
+    assert_string_equal(out, "[5,11,13,9]");
+    /* more kept than seen; none kept; no row at all */
+    texts_of(db, "SELECT products_top(r, k, 100) FROM (SELECT 1 AS r, 0.5 AS k UNION ALL "
+                 "SELECT 2, 0.25)", out, sizeof out);
+    assert_string_equal(out, "[2,2,1]");
+    texts_of(db, "SELECT products_top(r, k, 0) FROM (SELECT 1 AS r, 0.5 AS k)", out, sizeof out);
+    assert_string_equal(out, "[1]");
+    texts_of(db, "SELECT products_top(rowid, 0, 20) FROM products WHERE 0", out, sizeof out);
+    assert_string_equal(out, "[0]");
+    /* many rows: the heap grows; the kept ones are the best, in order */
+    texts_of(db,
+             "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 5000) "
+             "SELECT products_top(i, (i * 7919) % 5000, 4) FROM n",
+             out, sizeof out);
+    assert_string_equal(out, "[5000,5000,2679,358,3037]");
 }
 
 /* The query plan's details joined, for f's page. */
@@ -457,6 +556,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(list_full_text, setup_db, teardown_db),
         cmocka_unit_test_setup_teardown(plans_use_indexes, setup_db, teardown_db),
         cmocka_unit_test_setup_teardown(rank_scores, setup_db, teardown_db),
+        cmocka_unit_test_setup_teardown(tenant_ranges, setup_db, teardown_db),
+        cmocka_unit_test_setup_teardown(top_matches, setup_db, teardown_db),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -341,9 +341,12 @@ int products_list_scoped(struct kit_req *req, enum products_scope scope, const c
     if (rc < 0)
         goto out;
     rc = kit_db_query(db, ag_buf_str(&sql.page_sql).p, sql.params, sql.page_params, 0, &rows, &err);
-    /* A short page that is not past the end is the last one: it gives the total by itself. */
-    if (rc >= 0 && (size_t)rc < (size_t)filters.page.per_page &&
-        (rc > 0 || filters.page.offset == 0))
+    /* The total: in the page's rows (page_total); else a short page that is not past the end
+     * is the last one and gives it by itself; else the count. */
+    if (rc > 0 && sql.page_total)
+        total = kit_db_rows_int(rows, 0, kit_db_rows_columns(rows) - 1);
+    else if (rc >= 0 && (size_t)rc < (size_t)filters.page.per_page &&
+             (rc > 0 || filters.page.offset == 0))
         total = filters.page.offset + rc;
     else if (rc >= 0)
         rc = kit_db_query_int(db, ag_buf_str(&sql.count_sql).p, sql.params, sql.count_params,

@@ -243,8 +243,8 @@ static int sql_prefix(struct ag_buf *b, const struct search_slots *n)
 }
 
 /*
- * True when f needs nothing but the SQLite full-text index: q, the tenant and active (tokens of
- * the index's search_scope column, 003_search_scope), and no other filter. Its count then reads
+ * True when f needs nothing but the SQLite full-text index: q, the tenant (a rowid range) and
+ * active (the search_flags token), and no other filter (004_tenant_ranges). Its count then reads
  * the index alone, and so does its page when sorted by relevance: no lookup into products per
  * match.
  */
@@ -257,18 +257,22 @@ static bool index_only(const struct search_filters *f, enum kit_db_driver driver
 }
 
 /*
- * The FTS5 match: the tenant's token in search_scope (with active: 'a1' or 'a0' appended; the
- * same lower(hex(tenant)) as the generated column), and the words in the three text columns.
+ * The FTS5 match: the words in the three text columns; active as the 'inactive' token of
+ * search_flags (excluded, required, or not looked at); the tenant as its rowid range, which
+ * FTS5 seeks into (an unknown tenant: the empty range 0 .. 0).
  */
 static int sql_fts5_match(struct ag_buf *b, const struct search_filters *f, size_t slot)
 {
-    const char *active = f->active == SEARCH_ACTIVE_TRUE    ? "a1"
-                         : f->active == SEARCH_ACTIVE_FALSE ? "a0"
+    const char *active = f->active == SEARCH_ACTIVE_TRUE    ? " NOT search_flags : inactive"
+                         : f->active == SEARCH_ACTIVE_FALSE ? " AND search_flags : inactive"
                                                             : "";
-    return ag_buf_appendf(b,
-                          "products_fts MATCH 'search_scope : \"t' || lower(hex($1)) || '%s\" AND "
-                          "{name brand_name description} : (' || $%zu || ')'",
-                          active, slot);
+    return ag_buf_appendf(
+        b,
+        "products_fts MATCH '{name brand_name description} : (' || $%zu || ')%s' AND "
+        "products_fts.rowid > COALESCE((SELECT number << 40 FROM tenant_numbers WHERE tenant = "
+        "$1), 0) AND products_fts.rowid < COALESCE((SELECT (number + 1) << 40 FROM "
+        "tenant_numbers WHERE tenant = $1), 0)",
+        slot, active);
 }
 
 /* FROM and WHERE: the filters. With products false, over the index alone when it suffices. */
@@ -367,7 +371,11 @@ static const char rank_tsquery[] =
  * WITH ... SELECT columns FROM (SELECT p.id [, rank AS k] FROM ... WHERE ... ORDER BY ...
  * LIMIT OFFSET) s JOIN products p ON p.id = s.id ORDER BY ...: the inner query picks the
  * page's ids from the indexes alone; the columns (and their subselects) are read for those
- * rows only. Index-only by relevance: the inner query reads rowids and ranks from the FTS index.
+ * rows only.
+ *
+ * Index-only by relevance (SQLite, q alone): products_top ranks and counts every match in one
+ * pass over the FTS index and keeps the best offset + limit rowids, [total, rowid...]; the page
+ * is the rows past offset, each with the total (page_total).
  */
 static int sql_page(struct ag_buf *b, const struct search_filters *f, enum kit_db_driver driver,
                     const struct search_slots *n, const char *columns)
@@ -375,17 +383,19 @@ static int sql_page(struct ag_buf *b, const struct search_filters *f, enum kit_d
     const char *order_inner, *order_outer;
     int rc = sql_prefix(b, n);
     if (rc == 0 && f->sort == SEARCH_SORT_RELEVANCE && index_only(f, driver, n)) {
+        /* one pass over the matches ranks and counts them: [total, rowid...] (search_rank.h) */
         rc = ag_buf_appendf(b,
-                            "SELECT %s FROM (SELECT products_fts.rowid AS r, %s AS k FROM "
-                            "products_fts WHERE ",
-                            columns, rank_fts5);
+                            "SELECT %s, json_extract(top.t, '$[0]') FROM (SELECT "
+                            "products_top(r, k, $%zu + $%zu) AS t FROM (SELECT "
+                            "products_fts.rowid AS r, %s AS k FROM products_fts WHERE ",
+                            columns, n->limit, n->offset, rank_fts5);
         if (rc == 0)
             rc = sql_fts5_match(b, f, n->match);
-        if (rc == 0)
+        if (rc == 0) /* LIMIT -1: keeps the ranking subquery apart from the aggregate */
             rc = ag_buf_appendf(b,
-                                " ORDER BY k, r LIMIT $%zu OFFSET $%zu) s JOIN products p ON "
-                                "p.rowid = s.r ORDER BY s.k, s.r",
-                                n->limit, n->offset);
+                                " LIMIT -1)) AS top, json_each(top.t) AS j JOIN products p ON "
+                                "p.rowid = j.value WHERE j.key > $%zu ORDER BY j.key",
+                                n->offset);
         return rc;
     }
     sql_order(f->sort, driver, &order_inner, &order_outer);
@@ -419,6 +429,7 @@ int search_sql_build(struct search_sql *s, const struct search_filters *f,
     int rc = 0;
 
     s->page_params = 0;
+    s->page_total = false;
     slot_add(s, KIT_DB_TEXT(tenant));
     if (f->words.count > 0) {
         rc = driver == KIT_DB_SQLITE ? search_match_fts5(&f->words, &s->match)
@@ -455,6 +466,7 @@ int search_sql_build(struct search_sql *s, const struct search_filters *f,
 
     if (rc == 0)
         rc = sql_page(&s->page_sql, f, driver, &n, columns);
+    s->page_total = f->sort == SEARCH_SORT_RELEVANCE && index_only(f, driver, &n);
     /* NUL-terminate both texts: the drivers take C strings */
     if (rc == 0)
         rc = ag_buf_append(&s->count_sql, "", 1);

@@ -82,12 +82,17 @@ int search_filters_parse(struct kit_req *req, enum products_scope scope, const c
  * order, params[0 .. page_params)). columns is the select list over the alias p. The texts are
  * made only of constant fragments chosen by which filters are present, so the variants stay
  * few (PostgreSQL caches a prepared statement per text).
+ *
+ * With page_total set, every row of the page also ends with the total (one column after
+ * columns): the count is then needed only when the page is empty. The SQLite search by words
+ * alone, ranked, does this (products_top of search_rank.h counts while it ranks).
  */
 struct search_sql {
     struct ag_buf count_sql, page_sql;
     struct ag_buf match; /* the full-text query, referenced by params */
     struct kit_db_value params[SEARCH_PARAMS_MAX];
     size_t count_params, page_params;
+    bool page_total;
 };
 void search_sql_init(struct search_sql *s);
 void search_sql_release(struct search_sql *s);

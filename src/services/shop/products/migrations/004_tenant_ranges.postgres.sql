@@ -1,0 +1,3 @@
+-- Version 4 placed SQLite's products in per-tenant rowid ranges (004_tenant_ranges.sqlite.sql).
+-- PostgreSQL filters its search by the tenant column as before; the version exists on both
+-- drivers so that a database's version says the same thing on each.
