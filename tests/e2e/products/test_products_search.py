@@ -4,6 +4,7 @@ sorts, paging, the admin-only active filter, tenant isolation, every refused que
 Runs on SQLite (FTS5) and PostgreSQL (tsvector) (`platform`)."""
 
 import urllib.parse
+import uuid
 
 import pytest
 
@@ -79,6 +80,40 @@ def test_ranked_full_text(shop):
     assert s.ids(q("crème")) == [s.creme["id"]]
     assert s.ids(q("zzz")) == []
     assert s.get(q("zzz"))["total"] == 0
+
+
+def test_ranked_pages_and_totals(client, platform):
+    """A ranked search over more matches than a page: every page gives the same total (which the
+    ranking counts as it goes), the pages partition the one ranked order, ties broken alike, and
+    a page past the end is empty with the total still right. Another tenant's products and
+    inactive ones never count."""
+    tenant, other = unique("t").lower(), unique("t").lower()
+    admin, customer = platform.mint("admin", tenant=tenant), platform.mint("customer", tenant=tenant)
+    word = "zw" + uuid.uuid4().hex[:10]
+    texts = [(f"{word} lamp", ""), ("Desk", f"{word}"), (f"{word} {word} chair", ""), ("Shelf", f"{word} {word}"),
+             (f"Stool {word}", ""), ("Table", f"oak {word}"), ("Rug", f"wool {word}")]
+    made = [new_product(client, admin, name=n, description=d) for n, d in texts]
+    new_product(client, admin, name=f"Hidden {word}", active=False)
+    new_product(client, platform.mint("admin", tenant=other), name=f"Elsewhere {word}")
+    for token in (customer, admin):
+        whole = client.call("GET", f"/api/v1/products?q={word}&per_page=100", token=token).body
+        assert whole["total"] == len(made)
+        assert sorted(p["id"] for p in whole["items"]) == sorted(p["id"] for p in made)
+        order = [p["id"] for p in whole["items"]]
+        seen = []
+        for page in (1, 2, 3):
+            body = client.call("GET", f"/api/v1/products?q={word}&per_page=3&page={page}", token=token).body
+            assert body["total"] == len(made), f"page {page}: {body['total']}"
+            seen += [p["id"] for p in body["items"]]
+        assert seen == order
+        past = client.call("GET", f"/api/v1/products?q={word}&per_page=3&page=4", token=token).body
+        assert past["items"] == [] and past["total"] == len(made)
+    # the name weighs more than the description, and two occurrences more than one
+    ids = [p["id"] for p in made]
+    assert order[0] == ids[2]
+    assert set(order[:3]) == {ids[0], ids[2], ids[4]}
+    assert order[3] == ids[3]
+    assert set(order[4:]) == {ids[1], ids[5], ids[6]}
 
 
 def test_query_syntax_is_plain_words(shop):

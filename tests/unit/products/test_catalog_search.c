@@ -354,16 +354,14 @@ static void list_full_text(void **state)
     struct ag_err err = {0};
     search_sql_init(&s);
     assert_int_equal(search_sql_build(&s, &f, KIT_DB_SQLITE, "u", "p.id"), 0);
-    assert_int_equal(kit_db_query_int(db, ag_buf_str(&s.count_sql).p, s.params, s.count_params,
-                                      &n, &err),
-                     0);
+    assert_int_equal(
+        kit_db_query_int(db, ag_buf_str(&s.count_sql).p, s.params, s.count_params, &n, &err), 0);
     assert_int_equal(n, 1);
     search_sql_release(&s);
     search_sql_init(&s);
     assert_int_equal(search_sql_build(&s, &f, KIT_DB_SQLITE, "nobody", "p.id"), 0);
-    assert_int_equal(kit_db_query_int(db, ag_buf_str(&s.count_sql).p, s.params, s.count_params,
-                                      &n, &err),
-                     0);
+    assert_int_equal(
+        kit_db_query_int(db, ag_buf_str(&s.count_sql).p, s.params, s.count_params, &n, &err), 0);
     assert_int_equal(n, 0);
     search_sql_release(&s);
 
@@ -441,8 +439,9 @@ static void tenant_ranges(void **state)
      * trigger gave u the next number, and moved p4, inserted after p5, into t's range */
     texts_of(db, "SELECT tenant || number FROM tenant_numbers ORDER BY number", out, sizeof out);
     assert_string_equal(out, "t1,u2");
-    texts_of(db, "SELECT id || ':' || (rowid >> 40) || '.' || (rowid & 1099511627775) FROM products "
-                 "ORDER BY rowid",
+    texts_of(db,
+             "SELECT id || ':' || (rowid >> 40) || '.' || (rowid & 1099511627775) FROM products "
+             "ORDER BY rowid",
              out, sizeof out);
     assert_string_equal(out, "p1:1.1,p2:1.2,p3:1.3,p4:1.4,p5:2.1");
     /* the index has every product at its place */
@@ -454,12 +453,14 @@ static void tenant_ranges(void **state)
                 "INSERT INTO products (id, tenant, sku, name, slug, price_amount, currency, "
                 "created_at, updated_at) VALUES ('p6', 'u', 'P6', 'Pear', 'pear', 1, 'EUR', 1, 1),"
                 "('p7', 't', 'P7', 'Plum', 'plum', 1, 'EUR', 1, 1)");
-    texts_of(db, "SELECT id || ':' || (rowid >> 40) || '.' || (rowid & 1099511627775) FROM products "
-                 "WHERE id IN ('p6', 'p7') ORDER BY id",
+    texts_of(db,
+             "SELECT id || ':' || (rowid >> 40) || '.' || (rowid & 1099511627775) FROM products "
+             "WHERE id IN ('p6', 'p7') ORDER BY id",
              out, sizeof out);
     assert_string_equal(out, "p6:2.1,p7:1.5");
-    texts_of(db, "SELECT rowid >> 40 FROM products_fts WHERE products_fts MATCH 'pear OR plum' "
-                 "ORDER BY rowid",
+    texts_of(db,
+             "SELECT rowid >> 40 FROM products_fts WHERE products_fts MATCH 'pear OR plum' "
+             "ORDER BY rowid",
              out, sizeof out);
     assert_string_equal(out, "1,1,2"); /* Green Pear (p2), Plum, Pear */
     /* a product never changes tenant: its range says whose it is */
@@ -481,8 +482,10 @@ static void top_matches(void **state)
              out, sizeof out);
     assert_string_equal(out, "[5,11,13,9]");
     /* more kept than seen; none kept; no row at all */
-    texts_of(db, "SELECT products_top(r, k, 100) FROM (SELECT 1 AS r, 0.5 AS k UNION ALL "
-                 "SELECT 2, 0.25)", out, sizeof out);
+    texts_of(db,
+             "SELECT products_top(r, k, 100) FROM (SELECT 1 AS r, 0.5 AS k UNION ALL "
+             "SELECT 2, 0.25)",
+             out, sizeof out);
     assert_string_equal(out, "[2,2,1]");
     texts_of(db, "SELECT products_top(r, k, 0) FROM (SELECT 1 AS r, 0.5 AS k)", out, sizeof out);
     assert_string_equal(out, "[1]");

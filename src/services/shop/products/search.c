@@ -368,6 +368,19 @@ static const char rank_tsquery[] =
     "ts_rank('{0, 0.1, 0.5, 1.0}'::float4[], p.search, to_tsquery('simple', $%zu))";
 
 /*
+ * True when the page's rows also carry the total (search_sql.page_total): where the ranking reads
+ * every match anyway. SQLite's search by words alone counts them in products_top; PostgreSQL's
+ * ranked search adds COUNT(*) OVER () (no second scan of the matches for the count). A sort
+ * that an index gives in order reads only the page's rows: a count there would read them all.
+ */
+static bool page_total(const struct search_filters *f, enum kit_db_driver driver,
+                       const struct search_slots *n)
+{
+    return f->sort == SEARCH_SORT_RELEVANCE &&
+           (driver == KIT_DB_POSTGRES || index_only(f, driver, n));
+}
+
+/*
  * WITH ... SELECT columns FROM (SELECT p.id [, rank AS k] FROM ... WHERE ... ORDER BY ...
  * LIMIT OFFSET) s JOIN products p ON p.id = s.id ORDER BY ...: the inner query picks the
  * page's ids from the indexes alone; the columns (and their subselects) are read for those
@@ -399,7 +412,12 @@ static int sql_page(struct ag_buf *b, const struct search_filters *f, enum kit_d
         return rc;
     }
     sql_order(f->sort, driver, &order_inner, &order_outer);
-    if (rc == 0)
+    if (rc == 0 && page_total(f, driver, n)) /* PostgreSQL by relevance: the count comes along */
+        rc = ag_buf_appendf(b,
+                            "SELECT %s, s.total FROM (SELECT p.id AS id, COUNT(*) OVER () AS "
+                            "total",
+                            columns);
+    else if (rc == 0)
         rc = ag_buf_appendf(b, "SELECT %s FROM (SELECT p.id AS id", columns);
     if (rc == 0 && f->sort == SEARCH_SORT_RELEVANCE && driver == KIT_DB_SQLITE)
         rc = ag_buf_appendf(b, ", %s AS k", rank_fts5);
@@ -466,7 +484,7 @@ int search_sql_build(struct search_sql *s, const struct search_filters *f,
 
     if (rc == 0)
         rc = sql_page(&s->page_sql, f, driver, &n, columns);
-    s->page_total = f->sort == SEARCH_SORT_RELEVANCE && index_only(f, driver, &n);
+    s->page_total = page_total(f, driver, &n);
     /* NUL-terminate both texts: the drivers take C strings */
     if (rc == 0)
         rc = ag_buf_append(&s->count_sql, "", 1);

@@ -24,8 +24,8 @@
 
 /*
  * Makes every SQLite connection opened from now on in this process get products_rank and
- * products_top (sqlite3_auto_extension). Call once before opening any. Returns 0 or AG_ENOMEM; a connection
- * where the function cannot be added fails to open, saying why.
+ * products_top (sqlite3_auto_extension). Call once before opening any. Returns 0 or AG_ENOMEM; a
+ * connection where the function cannot be added fails to open, saying why.
  */
 int search_rank_register(void);
 
