@@ -1,4 +1,5 @@
-/* Unit tests for src/services/shop/products/read_cache.c: sets, eviction, generations, budget. */
+/* Unit tests for src/services/shop/products/read_cache.c: sets, eviction, generations, budget,
+ * expiry and refresh ahead. */
 #include <stdarg.h>
 #include <stddef.h>
 #include <setjmp.h>
@@ -15,7 +16,7 @@ static bool has(struct read_cache *c, const char *key, const char *body)
 {
     struct ag_buf out;
     ag_buf_init(&out, 1 << 20);
-    bool hit = read_cache_get(c, ag_str_from_cstr(key), &out);
+    bool hit = read_cache_get(c, ag_str_from_cstr(key), true, &out);
     bool same = hit && out.len == strlen(body) && memcmp(out.data + out.off, body, out.len) == 0;
     ag_buf_release(&out);
     if (hit && !same)
@@ -121,13 +122,57 @@ static void expiry(void **state)
     read_cache_free(c);
 }
 
+static int64_t fake_now;
+static int64_t fake_clock(void)
+{
+    return fake_now;
+}
+
+static bool quick_has(struct read_cache *c, const char *key)
+{
+    struct ag_buf out;
+    ag_buf_init(&out, 1 << 20);
+    bool hit = read_cache_get(c, ag_str_from_cstr(key), false, &out);
+    ag_buf_release(&out);
+    return hit;
+}
+
+static void refresh_ahead(void **state)
+{
+    (void)state;
+    struct read_cache *c = NULL;
+    now_ms = fake_clock;
+    fake_now = 1000;
+    assert_int_equal(read_cache_new(1 << 20, 400, &c), 0);
+    put(c, "a", "b");
+    fake_now = 1299; /* before the last quarter: every reader is answered */
+    assert_true(quick_has(c, "a"));
+    assert_true(has(c, "a", "b"));
+    fake_now = 1300;
+    assert_false(quick_has(c, "a")); /* cannot refresh: misses, and takes nothing */
+    assert_false(has(c, "a", "b"));  /* the first that may refresh misses: it refreshes */
+    assert_true(has(c, "a", "b"));   /* the others are answered meanwhile */
+    assert_true(quick_has(c, "a"));
+    put(c, "a", "c"); /* the refresh: a new life, from 1300 to 1700 */
+    fake_now = 1599;
+    assert_true(has(c, "a", "c"));
+    fake_now = 1600;
+    assert_false(has(c, "a", "c"));
+    assert_true(has(c, "a", "c"));
+    fake_now = 1700; /* never refreshed: gone at its expiry, for every reader */
+    assert_false(quick_has(c, "a"));
+    assert_false(has(c, "a", "c"));
+    assert_false(has(c, "a", "c"));
+    read_cache_free(c);
+    now_ms = monotonic_ms;
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(a_set_holds_four_keys),
-        cmocka_unit_test(many_keys_all_kept),
-        cmocka_unit_test(generations_and_budget),
-        cmocka_unit_test(expiry),
+        cmocka_unit_test(a_set_holds_four_keys),  cmocka_unit_test(many_keys_all_kept),
+        cmocka_unit_test(generations_and_budget), cmocka_unit_test(expiry),
+        cmocka_unit_test(refresh_ahead),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -52,7 +52,8 @@ static const struct kit_setting settings[] = {
      "memory for cached public reads (a product, a list or search page), 0..4096; 0: no cache"},
     {"AGORA_PRODUCTS_CACHE_TTL_MS", "10000",
      "how long a cached read lives (1..60000): bounds how long another replica's change is "
-     "unseen; this process's own changes drop the cache at once"},
+     "unseen; this process's own changes drop the cache at once; in its last quarter, one "
+     "reader refreshes it while the others are still answered"},
 };
 
 /* Reads an integer setting in [min, max] into *out (unset: keeps *out). */

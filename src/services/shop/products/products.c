@@ -195,15 +195,19 @@ static struct read_cache *cache_for(struct kit_req *req)
     return catalog_ctx_of(req)->cache;
 }
 
-/* Answers 200 from the cache when it holds key. True when it answered. */
-static bool cache_answer(struct kit_req *req, struct read_cache *cache, const struct ag_buf *key)
+/*
+ * Answers 200 from the cache when it holds key. True when it answered. may_refresh: the caller
+ * can read the database, so it may be the one to refresh an entry near expiry (read_cache.h).
+ */
+static bool cache_answer(struct kit_req *req, struct read_cache *cache, const struct ag_buf *key,
+                         bool may_refresh)
 {
     struct ag_buf body;
     bool hit = false;
     if (!cache)
         return false;
     ag_buf_init(&body, 1 << 20);
-    if (read_cache_get(cache, ag_buf_str(key), &body)) {
+    if (read_cache_get(cache, ag_buf_str(key), may_refresh, &body)) {
         struct ag_str b = ag_buf_str(&body);
         hit = kit_resp_raw(req, 200, "application/json", b.p, b.len) == 0;
     }
@@ -256,7 +260,7 @@ int products_get_quick(struct kit_req *req)
         return 0; /* the handler answers (or refuses) it */
     ag_buf_init(&key, 4096);
     if (key_product(&key, req, id) == 0)
-        cache_answer(req, cache, &key);
+        cache_answer(req, cache, &key, false);
     ag_buf_release(&key);
     return 0;
 }
@@ -269,7 +273,7 @@ int products_list_quick(struct kit_req *req)
         return 0;
     ag_buf_init(&key, 8192);
     if (key_list(&key, req, PRODUCTS_SCOPE_NONE, NULL) == 0)
-        cache_answer(req, cache, &key);
+        cache_answer(req, cache, &key, false);
     ag_buf_release(&key);
     return 0;
 }
@@ -287,7 +291,7 @@ int products_get(struct kit_req *req)
     ag_buf_init(&key, 4096);
     if (cache && key_product(&key, req, id) < 0)
         cache = NULL;
-    if (cache_answer(req, cache, &key)) {
+    if (cache_answer(req, cache, &key, true)) {
         ag_buf_release(&key);
         return 0;
     }
@@ -330,7 +334,7 @@ int products_list_scoped(struct kit_req *req, enum products_scope scope, const c
     ag_buf_init(&key, 8192);
     if (cache && key_list(&key, req, scope, scope_id) < 0)
         cache = NULL;
-    if (cache_answer(req, cache, &key)) {
+    if (cache_answer(req, cache, &key, true)) {
         ag_buf_release(&key);
         return 0;
     }

@@ -5,6 +5,11 @@
  * at every turn: 1 read in 9 missed with 1,000 hot products). Memory stays under the budget:
  * a body that would go over it is not kept. Validity: the entry's generation equals the cache's
  * (no commit since it was read) and its expiry is in the future.
+ *
+ * Refresh ahead: in the last quarter of its life, the first reader that may refresh is told it
+ * missed (the entry is marked as being refreshed) while every other reader is still answered
+ * from it. Entries stored together (a warm-up) thus get read again one by one before they
+ * expire, instead of all expiring at once and making every reader wait for the database.
  */
 #include "read_cache.h"
 
@@ -27,7 +32,8 @@ struct slot {
     char *key; /* key bytes then body bytes, one allocation */
     size_t key_len, body_len;
     uint64_t generation;
-    int64_t expires_ms;
+    int64_t refresh_ms, expires_ms; /* from refresh_ms, one reader refreshes it */
+    bool refreshing;                /* that reader has been told to */
 };
 
 struct read_cache {
@@ -45,6 +51,8 @@ static int64_t monotonic_ms(void)
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
+
+static int64_t (*now_ms)(void) = monotonic_ms; /* the tests' clock replaces it */
 
 /* The first slot of the key's set: FNV-1a over the key. */
 static size_t set_of(struct ag_str key)
@@ -119,22 +127,24 @@ void read_cache_count_hits(struct read_cache *c, struct ag_series *hits)
         c->hits = hits;
 }
 
-bool read_cache_get(struct read_cache *c, struct ag_str key, struct ag_buf *out)
+bool read_cache_get(struct read_cache *c, struct ag_str key, bool may_refresh, struct ag_buf *out)
 {
     if (!c)
         return false;
     bool hit = false;
     struct slot *set = &c->slots[set_of(key)];
-    int64_t now = monotonic_ms();
+    int64_t now = now_ms();
     pthread_mutex_lock(&c->mu);
     for (size_t w = 0; w < WAYS; w++) {
         struct slot *s = &set[w];
         if (!slot_holds(s, key))
             continue;
-        if (slot_valid(s, atomic_load(&c->generation), now))
-            hit = ag_buf_append(out, s->key + s->key_len, s->body_len) == 0;
-        else
+        if (!slot_valid(s, atomic_load(&c->generation), now))
             slot_clear(c, s); /* stale: free its memory now */
+        else if (now >= s->refresh_ms && !s->refreshing)
+            s->refreshing = may_refresh; /* a miss: this reader refreshes it, or one that may */
+        else
+            hit = ag_buf_append(out, s->key + s->key_len, s->body_len) == 0;
         break;
     }
     pthread_mutex_unlock(&c->mu);
@@ -169,7 +179,7 @@ void read_cache_put(struct read_cache *c, struct ag_str key, uint64_t generation
         return;
     memcpy(mem, key.p, key.len);
     memcpy(mem + key.len, body, len);
-    int64_t now = monotonic_ms();
+    int64_t now = now_ms();
     pthread_mutex_lock(&c->mu);
     uint64_t now_gen = atomic_load(&c->generation);
     struct slot *s = slot_for(&c->slots[set_of(key)], key, now_gen, now);
@@ -180,7 +190,8 @@ void read_cache_put(struct read_cache *c, struct ag_str key, uint64_t generation
                 slot_clear(c, &c->slots[i]);
     }
     if (c->used + key.len + len <= c->budget) {
-        *s = (struct slot){mem, key.len, len, generation, now + c->ttl_ms};
+        *s = (struct slot){
+            mem, key.len, len, generation, now + c->ttl_ms - c->ttl_ms / 4, now + c->ttl_ms, false};
         c->used += key.len + len;
         mem = NULL;
     }

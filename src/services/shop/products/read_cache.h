@@ -2,7 +2,8 @@
  * The catalog's read cache: answered public reads (a product by id, a list or a search page) as
  * the bytes sent, keyed by tenant and request. Any change in this process drops it all at once
  * (a generation number, bumped after every commit that changed the catalog); entries also expire
- * after a TTL, which bounds how long another replica's change stays unseen. Thread-safe.
+ * after a TTL, which bounds how long another replica's change stays unseen, and are refreshed
+ * ahead of it by one reader while the others are still answered. Thread-safe.
  */
 #ifndef PRODUCTS_READ_CACHE_H
 #define PRODUCTS_READ_CACHE_H
@@ -32,8 +33,14 @@ uint64_t read_cache_generation(const struct read_cache *c);
  */
 void read_cache_count_hits(struct read_cache *c, struct ag_series *hits);
 
-/* On a hit, appends the cached body to out, adds 1 to the hit counter and returns true. */
-bool read_cache_get(struct read_cache *c, struct ag_str key, struct ag_buf *out);
+/*
+ * On a hit, appends the cached body to out, adds 1 to the hit counter and returns true.
+ * Refresh ahead: an entry in the last quarter of its TTL is a miss for the first caller with
+ * may_refresh, who is expected to read the database and put the new body, and for callers
+ * without it (the I/O thread, which has no database) until such a caller came; other callers
+ * are answered from it until it expires.
+ */
+bool read_cache_get(struct read_cache *c, struct ag_str key, bool may_refresh, struct ag_buf *out);
 /*
  * Stores body under key, unless the catalog changed since generation was taken (the body may
  * be older than that change) or the body does not fit the budget.
