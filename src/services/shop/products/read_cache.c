@@ -32,8 +32,8 @@ struct slot {
     char *key; /* key bytes then body bytes, one allocation */
     size_t key_len, body_len;
     uint64_t generation;
-    int64_t refresh_ms, expires_ms; /* from refresh_ms, one reader refreshes it */
-    bool refreshing;                /* that reader has been told to */
+    int64_t expires_ms;
+    bool refreshing; /* a reader has been told to refresh it (in the last quarter of its TTL) */
 };
 
 struct read_cache {
@@ -141,7 +141,7 @@ bool read_cache_get(struct read_cache *c, struct ag_str key, bool may_refresh, s
             continue;
         if (!slot_valid(s, atomic_load(&c->generation), now))
             slot_clear(c, s); /* stale: free its memory now */
-        else if (now >= s->refresh_ms && !s->refreshing)
+        else if (now >= s->expires_ms - c->ttl_ms / 4 && !s->refreshing)
             s->refreshing = may_refresh; /* a miss: this reader refreshes it, or one that may */
         else
             hit = ag_buf_append(out, s->key + s->key_len, s->body_len) == 0;
@@ -190,8 +190,7 @@ void read_cache_put(struct read_cache *c, struct ag_str key, uint64_t generation
                 slot_clear(c, &c->slots[i]);
     }
     if (c->used + key.len + len <= c->budget) {
-        *s = (struct slot){
-            mem, key.len, len, generation, now + c->ttl_ms - c->ttl_ms / 4, now + c->ttl_ms, false};
+        *s = (struct slot){mem, key.len, len, generation, now + c->ttl_ms, false};
         c->used += key.len + len;
         mem = NULL;
     }
