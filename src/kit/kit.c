@@ -40,7 +40,8 @@ struct kit_app {
     struct ag_metric *requests_total;
     struct ag_metric *request_duration;
     struct ag_series *jobs_queued;
-    struct kit_bus *bus; /* the outbox relay and the consumer (kit/bus_internal.h) */
+    struct kit_bus *bus;    /* the outbox relay and the consumer (kit/bus_internal.h) */
+    atomic_bool rerun_busy; /* a kit_req_rerun_later copy is queued or running */
 };
 
 /* One I/O loop's side of the handoff: finished jobs wait here for the loop to write them. */
@@ -261,7 +262,8 @@ static void io_deliver(void *arg)
         ordered = job->done_next;
         job->in_pool = false;
         if (job->closed) {
-            job_account(job, job->req.status ? job->req.status : 499, true);
+            if (!job->req.rerun) /* a re-run was never a client's request */
+                job_account(job, job->req.status ? job->req.status : 499, true);
             job_free(job);
         } else {
             job_respond(job);
@@ -330,6 +332,11 @@ static void job_run(struct kit_pool_job *pj, void *thread_data)
             }
         }
         req->db = NULL;
+    }
+    if (req->rerun) {
+        ag_log_debug("re-run done", AG_F_STR("route", req->route->path),
+                     AG_F_SLICE("path", req->path), AG_F_INT("status", req->status));
+        atomic_store(&io->app->rerun_busy, false);
     }
     pthread_mutex_lock(&io->lock);
     job->done_next = io->done;
@@ -406,6 +413,76 @@ static void job_submit(struct kit_job *job)
     job_answer_now(job);
 }
 
+/* A copy of src's request for kit_req_rerun_later, or NULL (AG_ENOMEM, or no route). */
+static struct kit_job *job_copy(const struct kit_job *src, int *rc)
+{
+    struct kit_app *app = src->io->app;
+    const struct kit_req *from = &src->req;
+    struct kit_match m;
+    struct kit_job *job = calloc(1, sizeof *job);
+    *rc = AG_ENOMEM;
+    if (!job)
+        return NULL;
+    if (kit_req_init(&job->req, ag_str_from_cstr(from->method), from->path, from->query,
+                     from->headers, from->header_count, 0) < 0) {
+        free(job);
+        return NULL;
+    }
+    if (kit_router_match(app->router, ag_str_from_cstr(from->method), job->req.path, &m) != 200 ||
+        kit_req_set_match(&job->req, &m) < 0) {
+        job_free(job);
+        *rc = AG_EINVAL;
+        return NULL;
+    }
+    job->started = src->started;
+    job->io = src->io;
+    job->closed = true; /* nobody waits: io_deliver frees it */
+    job->route_label = m.route->path;
+    job->pool_job.run = job_run;
+    job->req.app = app;
+    job->req.default_tenant = from->default_tenant;
+    job->req.job = job;
+    job->req.rerun = true;
+    memcpy(job->req.peer, from->peer, sizeof job->req.peer);
+    *rc = 0;
+    return job;
+}
+
+int kit_req_rerun_later(struct kit_req *req)
+{
+    struct kit_job *src = req->job;
+    if (!src || req->rerun || req->body.len > 0)
+        return AG_EINVAL;
+    struct kit_app *app = src->io->app;
+    if (atomic_exchange(&app->rerun_busy, true))
+        return AG_EAGAIN;
+    int rc;
+    struct kit_job *job = job_copy(src, &rc);
+    if (!job) {
+        atomic_store(&app->rerun_busy, false);
+        return rc;
+    }
+    struct kit_io *io = job->io; /* alive: src is on its loop or in its pool */
+    pthread_mutex_lock(&io->lock);
+    io->in_pool++;
+    pthread_mutex_unlock(&io->lock);
+    job->in_pool = true;
+    if (kit_pool_submit(app->pool, &job->pool_job) == 0)
+        return 0;
+    pthread_mutex_lock(&io->lock);
+    if (--io->in_pool == 0)
+        pthread_cond_broadcast(&io->idle);
+    pthread_mutex_unlock(&io->lock);
+    job_free(job);
+    atomic_store(&app->rerun_busy, false);
+    return AG_EAGAIN;
+}
+
+bool kit_req_is_rerun(const struct kit_req *req)
+{
+    return req->rerun;
+}
+
 static void on_request(struct ag_http_exchange *ex)
 {
     struct kit_io *io = ag_http_exchange_worker(ex);
@@ -425,6 +502,7 @@ static void on_request(struct ag_http_exchange *ex)
     job->pool_job.run = job_run;
     job->req.app = app;
     job->req.default_tenant = app->settings.default_tenant;
+    job->req.job = job;
     if (ag_http_exchange_peer(ex, job->req.peer, sizeof job->req.peer) < 0)
         job->req.peer[0] = '\0';
     ag_http_exchange_set_data(ex, job);

@@ -270,6 +270,21 @@ struct ag_str kit_req_token(const struct kit_req *req);
 /* The client address: the peer's IP (the gateway's when proxied). */
 const char *kit_req_peer(const struct kit_req *req);
 
+/* ---- re-runs ---- */
+
+/*
+ * Runs req's route again later on a handler thread, as a copy of this request (method, path,
+ * query, headers; no body) whose answer goes nowhere; kit_req_is_rerun tells its handler. For a
+ * read answered from a cache entry that is due for a refresh: the reader has its answer at once
+ * and the refresh makes nobody wait. Callable from a quick answer (the I/O thread) or a handler.
+ * At most one re-run is under way per process, so refreshes never hold more than one handler
+ * thread and one database connection. Returns 0; AG_EAGAIN when one is under way or the handler
+ * queue is full (try again on a later read); AG_EINVAL for a request with a body, a re-run, or a
+ * request the kit did not make; AG_ENOMEM.
+ */
+int kit_req_rerun_later(struct kit_req *req);
+bool kit_req_is_rerun(const struct kit_req *req);
+
 /* ---- responses (one per request; a second is refused with AG_ECLOSED) ---- */
 
 /* Adds a response header field (copied) before the answer; AG_EINVAL for a bad name or value. */

@@ -46,6 +46,8 @@ struct kit_req {
     struct kit_db *db;
     const struct kit_route *route;
     const char *default_tenant; /* for kit_req_tenant; NULL reads "default" */
+    void *job;                  /* the kit's job holding it (kit.c); NULL outside a server */
+    bool rerun;                 /* a copy run by kit_req_rerun_later: its answer goes nowhere */
 
     char *arena; /* one block: method, path, query, header names and values, NUL-terminated */
     const char *method; /* "GET"... (HEAD reads "GET") */

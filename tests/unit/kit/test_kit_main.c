@@ -102,8 +102,57 @@ static int h_quick(struct kit_req *req)
                                    "tenant", kit_req_tenant(req)));
 }
 
+/*
+ * /rerun/{id}: the quick answer (ids starting with "hit") answers at once and asks for a re-run,
+ * saying what kit_req_rerun_later returned; the handler, in a re-run, records it in items as
+ * "rerun-<id>", named after what a re-run's own kit_req_rerun_later returns (AG_EINVAL).
+ */
+static int h_rerun_quick(struct kit_req *req)
+{
+    const char *id = kit_req_param(req, "id");
+    if (strncmp(id, "hit", 3) != 0)
+        return 0;
+    int rc = kit_req_rerun_later(req);
+    return kit_resp_json(req, 200, json_pack("{s:s, s:i}", "by", "loop", "rerun", rc));
+}
+
+static int h_rerun(struct kit_req *req)
+{
+    char id[80], name[16];
+    if (!kit_req_is_rerun(req)) /* a handler may ask too: "again" asks from here */
+        return kit_resp_json(req, 200,
+                             json_pack("{s:s, s:i}", "by", "handler", "rerun",
+                                       strcmp(kit_req_param(req, "id"), "again") == 0
+                                           ? kit_req_rerun_later(req)
+                                           : 1));
+    snprintf(id, sizeof id, "rerun-%s", kit_req_param(req, "id"));
+    snprintf(name, sizeof name, "%d", kit_req_rerun_later(req));
+    int rc = kit_db_exec(kit_req_db(req), "INSERT INTO items (id, name) VALUES ($1, $2)",
+                         KIT_DB_PARAMS(KIT_DB_TEXT(id), KIT_DB_TEXT(name)), NULL);
+    if (rc < 0)
+        return rc;
+    return kit_resp_status(req, 204); /* goes nowhere */
+}
+
+/* GET /items/{id} of the database (h_item_get only echoes): the name, or 404. */
+static int h_item_name(struct kit_req *req)
+{
+    struct kit_db_rows *rows = NULL;
+    int rc = kit_db_query(kit_req_db(req), "SELECT name FROM items WHERE id = $1",
+                          KIT_DB_PARAMS(KIT_DB_TEXT(kit_req_param(req, "id"))), 1, &rows, NULL);
+    if (rc == 0)
+        rc = kit_resp_problem(req, 404, "no such item");
+    else if (rc > 0)
+        rc =
+            kit_resp_json(req, 200, json_pack("{s:s}", "name", kit_db_rows_text(rows, 0, 0, NULL)));
+    kit_db_rows_free(rows);
+    return rc;
+}
+
 static const struct kit_route routes[] = {
     {"GET", "/quick/{id}", h_quick_slow, KIT_PUBLIC, h_quick},
+    {"GET", "/rerun/{id}", h_rerun, KIT_PUBLIC, h_rerun_quick},
+    {"GET", "/stored/{id}", h_item_name, KIT_PUBLIC, NULL},
     {"GET", "/items/{id}", h_item_get, KIT_PUBLIC, NULL},
     {"POST", "/items", h_item_post, KIT_PUBLIC, NULL},
     {"GET", "/private", h_private, KIT_AUTHENTICATED, NULL},
@@ -268,6 +317,23 @@ static void expect(int port, const char *raw, int status, const char *head_part,
                  head_part ? head_part : "", body_part ? body_part : "", r.head, r.body);
 }
 
+/* Waits (up to 10 s) for GET /stored/{id} to answer 200 with body_part. */
+static void wait_stored(int port, const char *id, const char *body_part)
+{
+    char raw[256];
+    struct response r;
+    snprintf(raw, sizeof raw, "GET /stored/%s HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+             id);
+    for (int i = 0; i < 1000; i++) {
+        http(port, raw, &r);
+        if (r.status == 200)
+            break;
+        usleep(10 * 1000);
+    }
+    if (r.status != 200 || !strstr(r.body, body_part))
+        fail_msg("%s: got %d %s, want 200 with %s", id, r.status, r.body, body_part);
+}
+
 static void serves_and_stops(void **state)
 {
     (void)state;
@@ -348,6 +414,15 @@ static void serves_and_stops(void **state)
            "GET /quick/hit1 HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer a.b.c\r\n"
            "Connection: close\r\n\r\n",
            401, "invalid_token", NULL); /* a token is always checked: no quick answer */
+    /* kit_req_rerun_later: the reader is answered at once; a copy runs later, answering nobody */
+    expect(port, "GET /rerun/hit1 HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n", 200, NULL,
+           "{\"by\":\"loop\",\"rerun\":0}");
+    wait_stored(port, "rerun-hit1", "{\"name\":\"-3\"}"); /* AG_EINVAL: a re-run's own */
+    expect(port, "GET /rerun/again HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n", 200, NULL,
+           "{\"by\":\"handler\",\"rerun\":0}");
+    wait_stored(port, "rerun-again", "{\"name\":\"-3\"}");
+    expect(port, "GET /stored/rerun-none HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n", 404,
+           NULL, NULL);
     /* a handler that left its transaction open: rolled back, answered 500, nothing written */
     expect(port,
            "POST /open-tx HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
@@ -361,20 +436,27 @@ static void serves_and_stops(void **state)
            "kit_requests_total{route=\"/healthz\",method=\"GET\",status=\"200\"}");
 
     assert_int_equal(kill(pid, SIGTERM), 0);
-    /* the rest of the output holds request lines; read it so the child never blocks */
-    char buf[4096];
-    size_t total = 0;
-    bool saw_request_line = false;
+    /* the rest of the output holds request lines; read it all so the child never blocks */
+    size_t cap = 1 << 20, total = 0;
+    char *out = malloc(cap);
+    assert_non_null(out);
     ssize_t got;
-    while ((got = read(fd, buf, sizeof buf - 1)) > 0) {
-        buf[got] = '\0';
+    while ((got = read(fd, out + total, cap - 1 - total)) > 0) {
         total += (size_t)got;
-        if (strstr(buf, "\"msg\":\"request\"") && strstr(buf, "\"route\":\"/items/{id}\""))
-            saw_request_line = true;
+        if (total == cap - 1) {
+            out = realloc(out, cap *= 2);
+            assert_non_null(out);
+        }
     }
+    out[total] = '\0';
     close(fd);
     assert_true(total > 0);
-    assert_true(saw_request_line);
+    assert_non_null(strstr(out, "\"route\":\"/items/{id}\""));
+    /* the re-runs answered nobody, so they are no request of the log (nor of the metrics) */
+    assert_non_null(
+        strstr(out, "\"route\":\"/rerun/{id}\",\"path\":\"/rerun/hit1\",\"status\":200"));
+    assert_null(strstr(out, "\"status\":204"));
+    free(out);
     assert_int_equal(wait_exit(pid), 0);
 }
 

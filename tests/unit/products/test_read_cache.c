@@ -7,6 +7,7 @@
 #include <cmocka.h>
 
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 /* The module is compiled into the test: the products service is an executable, not a library. */
@@ -16,7 +17,7 @@ static bool has(struct read_cache *c, const char *key, const char *body)
 {
     struct ag_buf out;
     ag_buf_init(&out, 1 << 20);
-    bool hit = read_cache_get(c, ag_str_from_cstr(key), true, &out);
+    bool hit = read_cache_get(c, ag_str_from_cstr(key), &out) != READ_CACHE_MISS;
     bool same = hit && out.len == strlen(body) && memcmp(out.data + out.off, body, out.len) == 0;
     ag_buf_release(&out);
     if (hit && !same)
@@ -128,42 +129,78 @@ static int64_t fake_clock(void)
     return fake_now;
 }
 
-static bool quick_has(struct read_cache *c, const char *key)
+/* What read_cache_get says of key (its body, when answered, must be body). */
+static enum read_cache_result get(struct read_cache *c, const char *key, const char *body)
 {
     struct ag_buf out;
     ag_buf_init(&out, 1 << 20);
-    bool hit = read_cache_get(c, ag_str_from_cstr(key), false, &out);
+    enum read_cache_result r = read_cache_get(c, ag_str_from_cstr(key), &out);
+    if (r != READ_CACHE_MISS &&
+        (out.len != strlen(body) || memcmp(out.data + out.off, body, out.len)))
+        fail_msg("%s: another body", key);
+    if (r == READ_CACHE_MISS && out.len != 0)
+        fail_msg("%s: a miss appended bytes", key);
     ag_buf_release(&out);
-    return hit;
+    return r;
+}
+
+static struct ag_metrics *registry;
+
+/* The value of test_refreshes_total, as rendered. */
+static int64_t counted(void)
+{
+    struct ag_buf text;
+    ag_buf_init(&text, 1 << 16);
+    int64_t n = 0;
+    assert_int_equal(ag_metrics_render(registry, &text), 0);
+    assert_int_equal(ag_buf_append(&text, "", 1), 0); /* a C string for strstr */
+    const char *line = strstr(ag_buf_str(&text).p, "\ntest_refreshes_total "); /* not # HELP */
+    assert_non_null(line);
+    n = atoll(line + strlen("\ntest_refreshes_total "));
+    ag_buf_release(&text);
+    return n;
 }
 
 static void refresh_ahead(void **state)
 {
     (void)state;
     struct read_cache *c = NULL;
+    struct ag_metric *m = NULL;
+    struct ag_series *refreshes = NULL;
     now_ms = fake_clock;
     fake_now = 1000;
     assert_int_equal(read_cache_new(1 << 20, 400, &c), 0);
+    assert_int_equal(ag_metrics_new(&registry), 0);
+    assert_int_equal(
+        ag_metrics_counter(registry, "test_refreshes_total", "t", NULL, 0, 0, &m, NULL), 0);
+    assert_int_equal(ag_metric_series(m, NULL, &refreshes), 0);
+    read_cache_count(c, NULL, refreshes);
     put(c, "a", "b");
-    fake_now = 1299; /* before the last quarter: every reader is answered */
-    assert_true(quick_has(c, "a"));
-    assert_true(has(c, "a", "b"));
+    fake_now = 1199; /* before half its life: every reader is answered */
+    assert_int_equal(get(c, "a", "b"), READ_CACHE_HIT);
+    fake_now = 1200; /* the first reader from then on is answered and asked to refresh it */
+    assert_int_equal(get(c, "a", "b"), READ_CACHE_REFRESH);
+    assert_int_equal(get(c, "a", "b"), READ_CACHE_HIT);  /* the others: answered, nothing asked */
+    read_cache_refresh_cancel(c, ag_str_from_cstr("a")); /* it could not start: the next is asked */
+    assert_int_equal(get(c, "a", "b"), READ_CACHE_REFRESH);
+    assert_int_equal(get(c, "a", "b"), READ_CACHE_HIT);
+    assert_int_equal(counted(), 0);
     fake_now = 1300;
-    assert_false(quick_has(c, "a")); /* cannot refresh: misses, and takes nothing */
-    assert_false(has(c, "a", "b"));  /* the first that may refresh misses: it refreshes */
-    assert_true(has(c, "a", "b"));   /* the others are answered meanwhile */
-    assert_true(quick_has(c, "a"));
     put(c, "a", "c"); /* the refresh: a new life, from 1300 to 1700 */
-    fake_now = 1599;
-    assert_true(has(c, "a", "c"));
-    fake_now = 1600;
-    assert_false(has(c, "a", "c"));
-    assert_true(has(c, "a", "c"));
+    assert_int_equal(counted(), 1);
+    assert_int_equal(get(c, "a", "c"), READ_CACHE_HIT);
+    fake_now = 1500;
+    assert_int_equal(get(c, "a", "c"), READ_CACHE_REFRESH);
     fake_now = 1700; /* never refreshed: gone at its expiry, for every reader */
-    assert_false(quick_has(c, "a"));
-    assert_false(has(c, "a", "c"));
-    assert_false(has(c, "a", "c"));
+    assert_int_equal(get(c, "a", "c"), READ_CACHE_MISS);
+    assert_int_equal(get(c, "a", "c"), READ_CACHE_MISS);
+    put(c, "a", "d"); /* stored after a miss: not a refresh */
+    assert_int_equal(counted(), 1);
+    read_cache_refresh_cancel(c, ag_str_from_cstr("nothing")); /* a key not held: nothing */
+    read_cache_refresh_cancel(NULL, ag_str_from_cstr("a"));
     read_cache_free(c);
+    ag_metrics_free(registry);
+    registry = NULL;
     now_ms = monotonic_ms;
 }
 

@@ -52,8 +52,8 @@ static const struct kit_setting settings[] = {
      "memory for cached public reads (a product, a list or search page), 0..4096; 0: no cache"},
     {"AGORA_PRODUCTS_CACHE_TTL_MS", "10000",
      "how long a cached read lives (1..60000): bounds how long another replica's change is "
-     "unseen; this process's own changes drop the cache at once; in its last quarter, one "
-     "reader refreshes it while the others are still answered"},
+     "unseen; this process's own changes drop the cache at once; from half of it on, the next "
+     "read is answered from the cache and run again in the background to refresh it"},
 };
 
 /* Reads an integer setting in [min, max] into *out (unset: keeps *out). */
@@ -72,19 +72,31 @@ static int setting_int(struct kit_app *app, const char *env, int64_t min, int64_
     return 0;
 }
 
-/* agora_products_cache_hits_total: the public reads answered from the read cache. */
-static int cache_hits_register(struct read_cache *cache, struct ag_err *err)
+/*
+ * agora_products_cache_hits_total: the public reads answered from the read cache;
+ * agora_products_cache_refreshes_total: its entries read again ahead of their expiry.
+ */
+static int cache_counters_register(struct read_cache *cache, struct ag_err *err)
 {
-    struct ag_metric *metric = NULL;
-    struct ag_series *hits = NULL;
-    int rc = ag_metrics_counter(ag_metrics_default(), "agora_products_cache_hits_total",
-                                "Public catalog reads answered from the read cache.", NULL, 0, 0,
-                                &metric, err);
-    if (rc == 0 && (rc = ag_metric_series(metric, NULL, &hits)) < 0)
-        rc = ag_err_set(err, rc, "cannot create the cache hit counter series");
-    if (rc == 0)
-        read_cache_count_hits(cache, hits);
-    return rc;
+    static const struct {
+        const char *name, *help;
+    } counters[2] = {
+        {"agora_products_cache_hits_total", "Public catalog reads answered from the read cache."},
+        {"agora_products_cache_refreshes_total",
+         "Read cache entries read again from the database ahead of their expiry."},
+    };
+    struct ag_series *series[2] = {NULL, NULL};
+    for (size_t i = 0; i < 2; i++) {
+        struct ag_metric *metric = NULL;
+        int rc = ag_metrics_counter(ag_metrics_default(), counters[i].name, counters[i].help, NULL,
+                                    0, 0, &metric, err);
+        if (rc == 0 && (rc = ag_metric_series(metric, NULL, &series[i])) < 0)
+            rc = ag_err_set(err, rc, "cannot create the series of %s", counters[i].name);
+        if (rc < 0)
+            return rc;
+    }
+    read_cache_count(cache, series[0], series[1]);
+    return 0;
 }
 
 static int catalog_start(struct kit_app *app, struct ag_err *err)
@@ -106,7 +118,7 @@ static int catalog_start(struct kit_app *app, struct ag_err *err)
     if (rc == 0 && read_cache_new((size_t)cache_mb << 20, ttl_ms, &ctx->cache) < 0)
         rc = ag_err_set(err, AG_ENOMEM, "out of memory for the read cache");
     if (rc == 0)
-        rc = cache_hits_register(ctx->cache, err);
+        rc = cache_counters_register(ctx->cache, err);
     if (rc == 0)
         rc = kit_blob_open(blobs && *blobs ? blobs : "file:var/blobs", &ctx->blobs, err);
     if (rc == 0)

@@ -196,18 +196,21 @@ static struct read_cache *cache_for(struct kit_req *req)
 }
 
 /*
- * Answers 200 from the cache when it holds key. True when it answered. may_refresh: the caller
- * can read the database, so it may be the one to refresh an entry near expiry (read_cache.h).
+ * Answers 200 from the cache when it holds key. True when it answered. An entry due for a
+ * refresh (READ_CACHE_REFRESH) is still answered, and the read is run again in the background
+ * (kit_req_rerun_later) to store a new body; that re-run itself never reads the cache.
  */
-static bool cache_answer(struct kit_req *req, struct read_cache *cache, const struct ag_buf *key,
-                         bool may_refresh)
+static bool cache_answer(struct kit_req *req, struct read_cache *cache, const struct ag_buf *key)
 {
     struct ag_buf body;
     bool hit = false;
-    if (!cache)
+    if (!cache || kit_req_is_rerun(req))
         return false;
     ag_buf_init(&body, 1 << 20);
-    if (read_cache_get(cache, ag_buf_str(key), may_refresh, &body)) {
+    enum read_cache_result r = read_cache_get(cache, ag_buf_str(key), &body);
+    if (r == READ_CACHE_REFRESH && kit_req_rerun_later(req) < 0)
+        read_cache_refresh_cancel(cache, ag_buf_str(key)); /* busy: a later reader starts it */
+    if (r != READ_CACHE_MISS) {
         struct ag_str b = ag_buf_str(&body);
         hit = kit_resp_raw(req, 200, "application/json", b.p, b.len) == 0;
     }
@@ -260,7 +263,7 @@ int products_get_quick(struct kit_req *req)
         return 0; /* the handler answers (or refuses) it */
     ag_buf_init(&key, 4096);
     if (key_product(&key, req, id) == 0)
-        cache_answer(req, cache, &key, false);
+        cache_answer(req, cache, &key);
     ag_buf_release(&key);
     return 0;
 }
@@ -273,7 +276,7 @@ int products_list_quick(struct kit_req *req)
         return 0;
     ag_buf_init(&key, 8192);
     if (key_list(&key, req, PRODUCTS_SCOPE_NONE, NULL) == 0)
-        cache_answer(req, cache, &key, false);
+        cache_answer(req, cache, &key);
     ag_buf_release(&key);
     return 0;
 }
@@ -291,7 +294,7 @@ int products_get(struct kit_req *req)
     ag_buf_init(&key, 4096);
     if (cache && key_product(&key, req, id) < 0)
         cache = NULL;
-    if (cache_answer(req, cache, &key, true)) {
+    if (cache_answer(req, cache, &key)) {
         ag_buf_release(&key);
         return 0;
     }
@@ -334,7 +337,7 @@ int products_list_scoped(struct kit_req *req, enum products_scope scope, const c
     ag_buf_init(&key, 8192);
     if (cache && key_list(&key, req, scope, scope_id) < 0)
         cache = NULL;
-    if (cache_answer(req, cache, &key, true)) {
+    if (cache_answer(req, cache, &key)) {
         ag_buf_release(&key);
         return 0;
     }

@@ -6,10 +6,11 @@
  * a body that would go over it is not kept. Validity: the entry's generation equals the cache's
  * (no commit since it was read) and its expiry is in the future.
  *
- * Refresh ahead: in the last quarter of its life, the first reader that may refresh is told it
- * missed (the entry is marked as being refreshed) while every other reader is still answered
- * from it. Entries stored together (a warm-up) thus get read again one by one before they
- * expire, instead of all expiring at once and making every reader wait for the database.
+ * Refresh ahead: from half its life on, the first reader is still answered from the entry, and
+ * told to refresh it (READ_CACHE_REFRESH: the products service re-runs the read in the
+ * background, kit_req_rerun_later), while every other reader is answered as before. Nobody waits
+ * for a refresh, and entries stored together (a warm-up) are read again one by one instead of
+ * all expiring at once and making every reader wait for the database.
  */
 #include "read_cache.h"
 
@@ -33,7 +34,7 @@ struct slot {
     size_t key_len, body_len;
     uint64_t generation;
     int64_t expires_ms;
-    bool refreshing; /* a reader has been told to refresh it (in the last quarter of its TTL) */
+    bool refreshing; /* a reader has been told to refresh it (in the second half of its TTL) */
 };
 
 struct read_cache {
@@ -41,7 +42,8 @@ struct read_cache {
     _Atomic uint64_t generation;
     size_t budget, used;
     int64_t ttl_ms;
-    struct ag_series *hits; /* NULL: not counted */
+    struct ag_series *hits;      /* NULL: not counted */
+    struct ag_series *refreshes; /* NULL: not counted */
     struct slot slots[SLOTS];
 };
 
@@ -121,17 +123,19 @@ uint64_t read_cache_generation(const struct read_cache *c)
     return c ? atomic_load(&((struct read_cache *)c)->generation) : 0;
 }
 
-void read_cache_count_hits(struct read_cache *c, struct ag_series *hits)
+void read_cache_count(struct read_cache *c, struct ag_series *hits, struct ag_series *refreshes)
 {
-    if (c)
+    if (c) {
         c->hits = hits;
+        c->refreshes = refreshes;
+    }
 }
 
-bool read_cache_get(struct read_cache *c, struct ag_str key, bool may_refresh, struct ag_buf *out)
+enum read_cache_result read_cache_get(struct read_cache *c, struct ag_str key, struct ag_buf *out)
 {
     if (!c)
-        return false;
-    bool hit = false;
+        return READ_CACHE_MISS;
+    enum read_cache_result result = READ_CACHE_MISS;
     struct slot *set = &c->slots[set_of(key)];
     int64_t now = now_ms();
     pthread_mutex_lock(&c->mu);
@@ -139,18 +143,35 @@ bool read_cache_get(struct read_cache *c, struct ag_str key, bool may_refresh, s
         struct slot *s = &set[w];
         if (!slot_holds(s, key))
             continue;
-        if (!slot_valid(s, atomic_load(&c->generation), now))
+        if (!slot_valid(s, atomic_load(&c->generation), now)) {
             slot_clear(c, s); /* stale: free its memory now */
-        else if (now >= s->expires_ms - c->ttl_ms / 4 && !s->refreshing)
-            s->refreshing = may_refresh; /* a miss: this reader refreshes it, or one that may */
-        else
-            hit = ag_buf_append(out, s->key + s->key_len, s->body_len) == 0;
+            break;
+        }
+        if (ag_buf_append(out, s->key + s->key_len, s->body_len) < 0)
+            break;
+        result = READ_CACHE_HIT;
+        if (now >= s->expires_ms - c->ttl_ms / 2 && !s->refreshing) {
+            s->refreshing = true; /* this reader refreshes it */
+            result = READ_CACHE_REFRESH;
+        }
         break;
     }
     pthread_mutex_unlock(&c->mu);
-    if (hit)
+    if (result != READ_CACHE_MISS)
         ag_counter_inc(c->hits);
-    return hit;
+    return result;
+}
+
+void read_cache_refresh_cancel(struct read_cache *c, struct ag_str key)
+{
+    if (!c)
+        return;
+    struct slot *set = &c->slots[set_of(key)];
+    pthread_mutex_lock(&c->mu);
+    for (size_t w = 0; w < WAYS; w++)
+        if (slot_holds(&set[w], key))
+            set[w].refreshing = false;
+    pthread_mutex_unlock(&c->mu);
 }
 
 /* The slot of set for key: its own, else an empty or invalid one, else the closest to expiry. */
@@ -183,6 +204,7 @@ void read_cache_put(struct read_cache *c, struct ag_str key, uint64_t generation
     pthread_mutex_lock(&c->mu);
     uint64_t now_gen = atomic_load(&c->generation);
     struct slot *s = slot_for(&c->slots[set_of(key)], key, now_gen, now);
+    bool refreshed = s->refreshing && slot_holds(s, key);
     slot_clear(c, s);
     if (c->used + key.len + len > c->budget) { /* make room: drop every entry no longer valid */
         for (size_t i = 0; i < SLOTS; i++)
@@ -195,5 +217,7 @@ void read_cache_put(struct read_cache *c, struct ag_str key, uint64_t generation
         mem = NULL;
     }
     pthread_mutex_unlock(&c->mu);
+    if (refreshed && !mem)
+        ag_counter_inc(c->refreshes);
     free(mem);
 }

@@ -3,7 +3,7 @@
  * the bytes sent, keyed by tenant and request. Any change in this process drops it all at once
  * (a generation number, bumped after every commit that changed the catalog); entries also expire
  * after a TTL, which bounds how long another replica's change stays unseen, and are refreshed
- * ahead of it by one reader while the others are still answered. Thread-safe.
+ * ahead of it, in the background, while every reader is still answered. Thread-safe.
  */
 #ifndef PRODUCTS_READ_CACHE_H
 #define PRODUCTS_READ_CACHE_H
@@ -27,20 +27,29 @@ void read_cache_invalidate(struct read_cache *c);
 uint64_t read_cache_generation(const struct read_cache *c);
 
 /*
- * Counts every hit from now on in hits (a lock-free counter series of core/metrics.h, owned by
- * its registry; NULL stops counting). Call before the cache is shared: the pointer itself is
- * not synchronised. c NULL: nothing.
+ * Counts every hit from now on in hits, and every entry refreshed ahead of its expiry in
+ * refreshes (lock-free counter series of core/metrics.h, owned by their registry; NULL: not
+ * counted). Call before the cache is shared: the pointers themselves are not synchronised.
+ * c NULL: nothing.
  */
-void read_cache_count_hits(struct read_cache *c, struct ag_series *hits);
+void read_cache_count(struct read_cache *c, struct ag_series *hits, struct ag_series *refreshes);
+
+enum read_cache_result {
+    READ_CACHE_MISS,    /* not held (or no longer valid): read the database, then put */
+    READ_CACHE_HIT,     /* the body was appended to out */
+    READ_CACHE_REFRESH, /* appended too, and this caller is to refresh the entry (below) */
+};
 
 /*
- * On a hit, appends the cached body to out, adds 1 to the hit counter and returns true.
- * Refresh ahead: an entry in the last quarter of its TTL is a miss for the first caller with
- * may_refresh, who is expected to read the database and put the new body, and for callers
- * without it (the I/O thread, which has no database) until such a caller came; other callers
- * are answered from it until it expires.
+ * Appends the cached body of key to out and counts a hit, or misses. Refresh ahead: the first
+ * reader of an entry in the second half of its TTL is answered READ_CACHE_REFRESH. It is
+ * expected to read the database later, off the reader's path, and put the new body; or, when it
+ * cannot start that, to call read_cache_refresh_cancel so that a later reader is asked instead.
+ * Every other reader is answered from the entry until it expires.
  */
-bool read_cache_get(struct read_cache *c, struct ag_str key, bool may_refresh, struct ag_buf *out);
+enum read_cache_result read_cache_get(struct read_cache *c, struct ag_str key, struct ag_buf *out);
+/* The refresh asked of a READ_CACHE_REFRESH reader of key did not start. c NULL: nothing. */
+void read_cache_refresh_cancel(struct read_cache *c, struct ag_str key);
 /*
  * Stores body under key, unless the catalog changed since generation was taken (the body may
  * be older than that change) or the body does not fit the budget.
