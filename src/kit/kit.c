@@ -391,7 +391,11 @@ static void job_answer_now(struct kit_job *job)
     job_respond(job);
 }
 
-static void job_submit(struct kit_job *job)
+/*
+ * Hands job to the pool, counted in its loop's in_pool until io_deliver takes it back. Returns
+ * 0, or kit_pool_submit's code (AG_ERANGE: the queue is full) with the job still the caller's.
+ */
+static int job_pool_submit(struct kit_job *job)
 {
     struct kit_io *io = job->io;
     pthread_mutex_lock(&io->lock);
@@ -400,12 +404,20 @@ static void job_submit(struct kit_job *job)
     job->in_pool = true;
     int rc = kit_pool_submit(io->app->pool, &job->pool_job);
     if (rc == 0)
-        return;
+        return 0;
     pthread_mutex_lock(&io->lock);
     if (--io->in_pool == 0)
         pthread_cond_broadcast(&io->idle);
     pthread_mutex_unlock(&io->lock);
     job->in_pool = false;
+    return rc;
+}
+
+static void job_submit(struct kit_job *job)
+{
+    int rc = job_pool_submit(job);
+    if (rc == 0)
+        return;
     struct ag_http_header retry = {AG_STR("Retry-After"), AG_STR("1")};
     kit_resp_problem_ext(&job->req, 503, NULL, &retry, 1,
                          rc == AG_ERANGE ? "the service is overloaded; try again shortly"
@@ -413,35 +425,45 @@ static void job_submit(struct kit_job *job)
     job_answer_now(job);
 }
 
-/* A copy of src's request for kit_req_rerun_later, or NULL (AG_ENOMEM, or no route). */
-static struct kit_job *job_copy(const struct kit_job *src, int *rc)
+/* A job for a request on io's loop, holding copies of its parts; NULL when out of memory. */
+static struct kit_job *job_new(struct kit_io *io, struct ag_str method, struct ag_str path,
+                               struct ag_str query, const struct ag_http_header *headers,
+                               size_t header_count, size_t max_body)
 {
-    struct kit_app *app = src->io->app;
-    const struct kit_req *from = &src->req;
-    struct kit_match m;
     struct kit_job *job = calloc(1, sizeof *job);
-    *rc = AG_ENOMEM;
-    if (!job)
-        return NULL;
-    if (kit_req_init(&job->req, ag_str_from_cstr(from->method), from->path, from->query,
-                     from->headers, from->header_count, 0) < 0) {
+    if (!job || kit_req_init(&job->req, method, path, query, headers, header_count, max_body) < 0) {
         free(job);
         return NULL;
     }
-    if (kit_router_match(app->router, ag_str_from_cstr(from->method), job->req.path, &m) != 200 ||
+    clock_gettime(CLOCK_MONOTONIC, &job->started);
+    job->io = io;
+    job->route_label = "unmatched";
+    job->pool_job.run = job_run;
+    job->req.app = io->app;
+    job->req.default_tenant = io->app->settings.default_tenant;
+    job->req.job = job;
+    return job;
+}
+
+/* A copy of src's request for kit_req_rerun_later, or NULL (AG_ENOMEM, or no route). */
+static struct kit_job *job_copy(const struct kit_job *src, int *rc)
+{
+    const struct kit_req *from = &src->req;
+    struct kit_match m;
+    struct kit_job *job = job_new(src->io, ag_str_from_cstr(from->method), from->path, from->query,
+                                  from->headers, from->header_count, 0);
+    *rc = AG_ENOMEM;
+    if (!job)
+        return NULL;
+    if (kit_router_match(src->io->app->router, ag_str_from_cstr(from->method), job->req.path, &m) !=
+            200 ||
         kit_req_set_match(&job->req, &m) < 0) {
         job_free(job);
         *rc = AG_EINVAL;
         return NULL;
     }
-    job->started = src->started;
-    job->io = src->io;
     job->closed = true; /* nobody waits: io_deliver frees it */
     job->route_label = m.route->path;
-    job->pool_job.run = job_run;
-    job->req.app = app;
-    job->req.default_tenant = from->default_tenant;
-    job->req.job = job;
     job->req.rerun = true;
     memcpy(job->req.peer, from->peer, sizeof job->req.peer);
     *rc = 0;
@@ -457,25 +479,15 @@ int kit_req_rerun_later(struct kit_req *req)
     if (atomic_exchange(&app->rerun_busy, true))
         return AG_EAGAIN;
     int rc;
-    struct kit_job *job = job_copy(src, &rc);
-    if (!job) {
-        atomic_store(&app->rerun_busy, false);
-        return rc;
-    }
-    struct kit_io *io = job->io; /* alive: src is on its loop or in its pool */
-    pthread_mutex_lock(&io->lock);
-    io->in_pool++;
-    pthread_mutex_unlock(&io->lock);
-    job->in_pool = true;
-    if (kit_pool_submit(app->pool, &job->pool_job) == 0)
+    struct kit_job *job = job_copy(src, &rc); /* its io is alive: src is on its loop or pool */
+    if (job && job_pool_submit(job) == 0)
         return 0;
-    pthread_mutex_lock(&io->lock);
-    if (--io->in_pool == 0)
-        pthread_cond_broadcast(&io->idle);
-    pthread_mutex_unlock(&io->lock);
-    job_free(job);
+    if (job) {
+        job_free(job);
+        rc = AG_EAGAIN; /* the queue is full, or the service is stopping */
+    }
     atomic_store(&app->rerun_busy, false);
-    return AG_EAGAIN;
+    return rc;
 }
 
 bool kit_req_is_rerun(const struct kit_req *req)
@@ -488,21 +500,13 @@ static void on_request(struct ag_http_exchange *ex)
     struct kit_io *io = ag_http_exchange_worker(ex);
     struct kit_app *app = io->app;
     const struct ag_http_request *hr = ag_http_exchange_request(ex);
-    struct kit_job *job = calloc(1, sizeof *job);
-    if (!job || kit_req_init(&job->req, hr->method, hr->path, hr->query, hr->headers,
-                             hr->header_count, app->settings.max_body) < 0) {
-        free(job);
+    struct kit_job *job = job_new(io, hr->method, hr->path, hr->query, hr->headers,
+                                  hr->header_count, app->settings.max_body);
+    if (!job) {
         ag_http_respond_problem(ex, 503, "out of memory");
         return;
     }
-    clock_gettime(CLOCK_MONOTONIC, &job->started);
-    job->io = io;
     job->ex = ex;
-    job->route_label = "unmatched";
-    job->pool_job.run = job_run;
-    job->req.app = app;
-    job->req.default_tenant = app->settings.default_tenant;
-    job->req.job = job;
     if (ag_http_exchange_peer(ex, job->req.peer, sizeof job->req.peer) < 0)
         job->req.peer[0] = '\0';
     ag_http_exchange_set_data(ex, job);

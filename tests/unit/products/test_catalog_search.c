@@ -378,21 +378,28 @@ static void list_full_text(void **state)
     }
 }
 
-/* products_rank's score of each match, in rowid order, as "%.4f,..." */
-static void ranks_of(struct kit_db *db, const char *match, char *out, size_t size)
+/* The first column of every row of sql (with n params), comma-separated, into out. */
+static void texts_of_params(struct kit_db *db, const char *sql, const struct kit_db_value *params,
+                            size_t n, char *out, size_t size)
 {
     struct kit_db_rows *rows = NULL;
     struct ag_err err = {0};
-    if (kit_db_query(db,
-                     "SELECT printf('%.4f', products_rank(products_fts, 10.0, 5.0, 1.0)) FROM "
-                     "products_fts WHERE products_fts MATCH $1 ORDER BY rowid",
-                     KIT_DB_PARAMS(KIT_DB_TEXT(match)), 0, &rows, &err) < 0)
-        fail_msg("%s: %s", match, err.msg);
+    if (kit_db_query(db, sql, params, n, 0, &rows, &err) < 0)
+        fail_msg("%s: %s", sql, err.msg);
     out[0] = '\0';
     for (size_t r = 0; r < kit_db_rows_count(rows); r++)
         snprintf(out + strlen(out), size - strlen(out), "%s%s", r ? "," : "",
                  kit_db_rows_text(rows, r, 0, NULL));
     kit_db_rows_free(rows);
+}
+
+/* products_rank's score of each match, in rowid order, as "%.4f,..." */
+static void ranks_of(struct kit_db *db, const char *match, char *out, size_t size)
+{
+    texts_of_params(db,
+                    "SELECT printf('%.4f', products_rank(products_fts, 10.0, 5.0, 1.0)) FROM "
+                    "products_fts WHERE products_fts MATCH $1 ORDER BY rowid",
+                    KIT_DB_PARAMS(KIT_DB_TEXT(match)), out, size);
 }
 
 static void rank_scores(void **state)
@@ -419,15 +426,7 @@ static void rank_scores(void **state)
 /* The first column of every row of sql, comma-separated, into out. */
 static void texts_of(struct kit_db *db, const char *sql, char *out, size_t size)
 {
-    struct kit_db_rows *rows = NULL;
-    struct ag_err err = {0};
-    if (kit_db_query(db, sql, NULL, 0, 0, &rows, &err) < 0)
-        fail_msg("%s: %s", sql, err.msg);
-    out[0] = '\0';
-    for (size_t r = 0; r < kit_db_rows_count(rows); r++)
-        snprintf(out + strlen(out), size - strlen(out), "%s%s", r ? "," : "",
-                 kit_db_rows_text(rows, r, 0, NULL));
-    kit_db_rows_free(rows);
+    texts_of_params(db, sql, NULL, 0, out, size);
 }
 
 static void tenant_ranges(void **state)
